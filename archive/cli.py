@@ -1,0 +1,77 @@
+"""The ``extras-archive`` command line: one click group, sub-commands per job."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .config import ConfigError, load_config
+
+__all__ = ["main", "cli"]
+
+
+class Context:
+    """What every sub-command gets: the configuration, and the database on demand."""
+
+    def __init__(self, overrides):
+        self.overrides = overrides
+        self._config = None
+        self._db = None
+
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            try:
+                self._config = load_config(self.overrides)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return self._config
+
+    @property
+    def db(self):
+        if self._db is None:
+            from .db import Database
+            self._db = Database(self.config["DATABASE_URL"])
+        return self._db
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Data directory (default: $EXTRAS_ARCHIVE_DATA_DIR or ./archive-data).")
+@click.option("--database-url", default=None,
+              help="SQLAlchemy database URL (default: SQLite in the data directory).")
+@click.pass_context
+def cli(ctx, data_dir, database_url):
+    """extras-archive: a VO archive for EXTraS-style X-ray variability catalogues."""
+    overrides = {}
+    if data_dir:
+        overrides["DATA_DIR"] = data_dir
+    if database_url:
+        overrides["DATABASE_URL"] = database_url
+    ctx.obj = Context(overrides)
+
+
+@cli.command("init-db")
+@pass_context
+def init_db_command(ctx):
+    """Create the database tables (idempotent)."""
+    ctx.db
+    click.echo(f"database ready: {ctx.config['DATABASE_URL']}")
+
+
+def _register_commands():
+    """Attach the sub-commands that live with their subsystems."""
+    from ingest.cli import register as register_ingest
+    register_ingest(cli)
+
+
+def main(argv=None):
+    _register_commands()
+    return cli.main(args=argv, prog_name="extras-archive")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Configuration from one place: defaults, an instance file, environment variables.
+
+Precedence, lowest first: ``DEFAULTS``; the instance file (the Python file named by
+``EXTRAS_ARCHIVE_CONFIG``, else ``<DATA_DIR>/config.py`` if it exists: upper-case
+names only); environment variables ``EXTRAS_ARCHIVE_<NAME>``; explicit overrides
+(the test configuration, CLI options). The result is a plain dict that is passed
+down; library code never reads the environment itself.
+"""
+from __future__ import annotations
+
+import os
+import runpy
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["DEFAULTS", "ENV_PREFIX", "ConfigError", "load_config"]
+
+ENV_PREFIX = "EXTRAS_ARCHIVE_"
+
+DEFAULTS: dict[str, Any] = {
+    # where the database (SQLite), products, job results and caches live
+    "DATA_DIR": "archive-data",
+    # SQLAlchemy URL; empty means sqlite:///<DATA_DIR>/archive.sqlite
+    "DATABASE_URL": "",
+    # public base URL (scheme://host[:port][/prefix]); empty: taken from each request
+    "BASE_URL": "",
+    "ARCHIVE_TITLE": "EXTraS Variability Archive",
+    "IVOID_AUTHORITY": "ivo://extras.archive",
+    # queries
+    "QUERY_TIMEOUT": 60.0,            # seconds, sync queries (TAP sync, cone search, form)
+    "TAP_DEFAULT_MAXREC": 20000,      # rows returned when MAXREC is not given
+    "TAP_HARD_MAXREC": 20000000,      # rows returned at most, whatever MAXREC says
+    "SCS_MAX_SR": 10.0,               # degrees
+    "SCS_DEFAULT_MAXREC": 20000,
+    # async jobs (UWS)
+    "ASYNC_EXECUTION_DURATION": 3600,     # seconds, default and maximum for a job
+    "ASYNC_DESTRUCTION_DAYS": 7,          # default lifetime of a job
+    "ASYNC_WORKER_IN_PROCESS": True,      # run a worker thread inside the web server
+    "ASYNC_WAIT_CAP": 50.0,               # seconds a blocking WAIT may last at most
+    # table uploads
+    "UPLOAD_MAX_BYTES": 200 * 1024 * 1024,
+    "UPLOAD_MAX_ROWS": 2000000,
+    "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
+    # name resolution
+    "SIMBAD_URL": "https://simbad.cds.unistra.fr/simbad/sim-tap",
+    "SIMBAD_TIMEOUT": 10.0,
+    # products
+    "PRODUCTS_DIR": "",                   # empty means <DATA_DIR>/products
+    "BULK_DOWNLOAD_MAX_FILES": 20000,
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used, naming its source."""
+
+
+def _convert(name: str, raw: str, default: Any, source: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, list):
+            return [p.strip() for p in raw.split(",") if p.strip()]
+    except ValueError:
+        kind = type(default).__name__
+        raise ConfigError(f"{source}: {name}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def _instance_file(config: Mapping[str, Any], environ: Mapping[str, str]) -> Path | None:
+    named = environ.get(ENV_PREFIX + "CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG names {path}, which is not a file")
+        return path
+    path = Path(config["DATA_DIR"]) / "config.py"
+    return path if path.is_file() else None
+
+
+def load_config(overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the configuration dict (see the module docstring for the precedence)."""
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    config = dict(DEFAULTS)
+    # DATA_DIR decides where the instance file is, so settle it first
+    if ENV_PREFIX + "DATA_DIR" in environ:
+        config["DATA_DIR"] = environ[ENV_PREFIX + "DATA_DIR"]
+    if "DATA_DIR" in overrides:
+        config["DATA_DIR"] = overrides["DATA_DIR"]
+    path = _instance_file(config, environ)
+    if path is not None:
+        values = runpy.run_path(str(path))
+        config.update({k: v for k, v in values.items() if k.isupper()})
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            name = key[len(ENV_PREFIX):]
+            config[name] = _convert(name, raw, DEFAULTS.get(name, ""), f"environment {key}")
+    config.update(overrides)
+    data_dir = Path(config["DATA_DIR"]).expanduser().resolve()
+    config["DATA_DIR"] = str(data_dir)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{data_dir / 'archive.sqlite'}"
+    if not config["PRODUCTS_DIR"]:
+        config["PRODUCTS_DIR"] = str(data_dir / "products")
+    return config

@@ -1,0 +1,218 @@
+"""The database: SQLAlchemy metadata derived from the data model, engines, set-up.
+
+Every published table (catalogues and TAP_SCHEMA) is built from its ``datamodel``
+declaration; positional tables get the spatial index columns ``_hpx`` (HEALPix
+NESTED, order 29) and ``_x, _y, _z`` (unit vector), which are never published.
+Internal tables (products, jobs, name cache) are declared here too.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+import datamodel
+from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
+
+__all__ = ["metadata", "catalogue_tables", "tap_schema_tables", "products", "name_cache",
+           "uws_jobs", "SPATIAL_COLUMNS", "sql_type", "create_engine", "init_db",
+           "table_for"]
+
+SPATIAL_COLUMNS = ("_hpx", "_x", "_y", "_z")
+
+_TYPES = {
+    "boolean": sa.Boolean,
+    "short": sa.SmallInteger,
+    "int": sa.Integer,
+    "long": sa.BigInteger,
+    "float": sa.REAL,
+    "double": sa.Double,
+    "char": sa.String,
+}
+
+
+def sql_type(column: datamodel.Column):
+    """The SQLAlchemy type of a data-model column."""
+    if column.datatype == "boolean":
+        return sa.Boolean(create_constraint=False)
+    return _TYPES[column.datatype]()
+
+
+metadata = sa.MetaData()
+
+
+def _build(table: datamodel.Table) -> sa.Table:
+    name = physical_name(table)
+    cols = [sa.Column(c.name, sql_type(c), nullable=not c.required) for c in table.columns]
+    extra = []
+    if table.positional:
+        cols += [sa.Column("_hpx", sa.BigInteger, nullable=False),
+                 sa.Column("_x", sa.Double, nullable=False),
+                 sa.Column("_y", sa.Double, nullable=False),
+                 sa.Column("_z", sa.Double, nullable=False)]
+        extra.append(sa.Index(f"ix_{name}__hpx", "_hpx"))
+    extra.append(sa.Index(f"ux_{name}_key", *table.key, unique=True))
+    for c in table.columns:
+        if c.indexed and (c.name,) != tuple(table.key):
+            extra.append(sa.Index(f"ix_{name}_{c.name}", c.name,
+                                  unique=c.role == "id" and table.id_template is not None))
+    return sa.Table(name, metadata, *cols, *extra, info={"datamodel": table})
+
+
+#: SQLAlchemy tables of the published catalogues, by data-model short name.
+catalogue_tables: dict[str, sa.Table] = {n: _build(t) for n, t in datamodel.TABLES.items()}
+#: SQLAlchemy tables of TAP_SCHEMA, by ADQL short name (schemas, tables, columns, ...).
+tap_schema_tables: dict[str, sa.Table] = {n: _build(t) for n, t in TAP_SCHEMA_TABLES.items()}
+
+
+def table_for(table: datamodel.Table) -> sa.Table:
+    """The SQLAlchemy table of a published data-model table."""
+    return (tap_schema_tables if table.schema == "TAP_SCHEMA" else catalogue_tables)[table.name]
+
+
+#: Registered product files. ``path`` is relative to PRODUCTS_DIR.
+products = sa.Table(
+    "products", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("path", sa.String, nullable=False, unique=True),
+    sa.Column("product_type", sa.String, nullable=False),
+    sa.Column("category", sa.String, nullable=False),
+    sa.Column("mime", sa.String, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("checksum", sa.String, nullable=False),       # "sha256:<hex>"
+    sa.Column("obs_id", sa.String, nullable=False),
+    sa.Column("exp_id", sa.String, nullable=False),
+    sa.Column("camera", sa.String, nullable=False),
+    sa.Column("src_num", sa.Integer, nullable=False),
+    sa.Column("extras_id", sa.String, nullable=False, index=True),  # linked catalogue row
+    sa.Column("preview_of", sa.String, nullable=True),     # path of the light curve drawn
+)
+
+#: Name-resolver cache (Simbad answers and misses).
+name_cache = sa.Table(
+    "name_cache", metadata,
+    sa.Column("name", sa.String, primary_key=True),        # normalised query
+    sa.Column("ra", sa.Double, nullable=True),
+    sa.Column("dec", sa.Double, nullable=True),
+    sa.Column("source", sa.String, nullable=False),         # "simbad", "archive", "miss"
+    sa.Column("resolved_name", sa.String, nullable=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: UWS jobs (TAP async); results live in DATA_DIR/jobs/<job_id>/.
+uws_jobs = sa.Table(
+    "uws_jobs", metadata,
+    sa.Column("job_id", sa.String, primary_key=True),
+    sa.Column("run_id", sa.String, nullable=True),
+    sa.Column("owner", sa.String, nullable=True),
+    sa.Column("phase", sa.String, nullable=False, index=True),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("creation_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("start_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("end_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("execution_duration", sa.Integer, nullable=False),
+    sa.Column("destruction", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("quote", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("worker", sa.String, nullable=True),          # who claimed it (host:pid)
+    sa.Column("heartbeat", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("result_rows", sa.BigInteger, nullable=True),
+    sa.Column("result_type", sa.String, nullable=True),     # MIME type of results/result
+    sa.Column("overflow", sa.Boolean, nullable=True),
+)
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA mmap_size=1073741824")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+def create_engine(url: str, **kwargs) -> Engine:
+    """An engine for ``url`` with the settings this archive relies on."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False,
+                                                     "timeout": 30}, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def init_db(engine: Engine) -> None:
+    """Create every table and index that does not exist yet (idempotent)."""
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+        from pathlib import Path
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+    metadata.create_all(engine)
+
+
+# -- engines --------------------------------------------------------------------------
+
+def _sqlite_path(url: str) -> str:
+    return sa.engine.make_url(url).database
+
+
+def create_readonly_engine(url: str) -> Engine:
+    """An engine whose connections can only read the archive.
+
+    SQLite: the file is opened with ``mode=ro`` and every connection gets an
+    authorizer (see ``archive.query``) that refuses writes to the main database,
+    ATTACH, DETACH and PRAGMA. PostgreSQL: every transaction is READ ONLY.
+    """
+    from .query import sqlite_authorizer
+    if url.startswith("sqlite"):
+        import sqlite3
+        path = _sqlite_path(url)
+
+        def connect():
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
+                                   timeout=30)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA mmap_size=1073741824")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            return conn
+
+        engine = sa.create_engine("sqlite://", creator=connect)
+        # installed at checkout, after SQLAlchemy's own first-connect PRAGMAs
+        sa.event.listen(engine, "checkout",
+                        lambda dbapi_conn, _rec, _proxy: dbapi_conn.set_authorizer(sqlite_authorizer))
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True,
+                            execution_options={"postgresql_readonly": True})
+
+
+class Database:
+    """The engines of one archive: ``engine`` reads and writes (ingest, jobs, caches),
+    ``readonly`` runs user queries."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        init_db(self.engine)
+        self.readonly = create_readonly_engine(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self):
+        self.engine.dispose()
+        self.readonly.dispose()
+
+
+def init_app(app) -> None:
+    """Attach the archive's Database to a Flask app (``app.extensions['archive_db']``)."""
+    app.extensions["archive_db"] = Database(app.config["DATABASE_URL"])
+
+
+def get_db(app=None) -> Database:
+    """The Database of ``app`` (default: the current app)."""
+    if app is None:
+        from flask import current_app as app
+    return app.extensions["archive_db"]

@@ -1,0 +1,1 @@
+"""Web pages for people: landing page, search form, source pages, downloads."""
