@@ -62,6 +62,35 @@ def init_db_command(ctx):
     click.echo(f"database ready: {ctx.config['DATABASE_URL']}")
 
 
+@cli.command("serve")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True,
+              help="Address and port gunicorn listens on.")
+@click.option("--workers", type=int, default=None,
+              help="gunicorn worker processes (default: 2 per CPU core).")
+@click.option("--threads", type=int, default=4, show_default=True,
+              help="Threads per worker.")
+@pass_context
+def serve_command(ctx, bind, workers, threads):
+    """Serve the archive with gunicorn (``gunicorn wsgi:app`` with this configuration)."""
+    import os
+    from pathlib import Path
+
+    config = ctx.config
+    if not Path(config["DATA_DIR"]).is_dir():
+        raise click.ClickException(
+            f"no archive in {config['DATA_DIR']}: build one with `extras-archive demo` "
+            "or ingest catalogues first")
+    workers = workers or 2 * (os.cpu_count() or 1)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, EXTRAS_ARCHIVE_DATA_DIR=config["DATA_DIR"],
+               EXTRAS_ARCHIVE_DATABASE_URL=config["DATABASE_URL"])
+    click.echo(f"serving {config['DATA_DIR']} on http://{bind}/", err=True)
+    args = [sys.executable, "-m", "gunicorn", "--chdir", str(root), "--bind", bind,
+            "--workers", str(workers), "--threads", str(threads), "--timeout", "600",
+            "wsgi:app"]
+    os.execve(sys.executable, args, env)
+
+
 def _register_commands():
     """Attach the sub-commands that live with their subsystems."""
     from ingest.cli import register as register_ingest
