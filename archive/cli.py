@@ -95,6 +95,10 @@ def _register_commands():
     """Attach the sub-commands that live with their subsystems."""
     from ingest.cli import register as register_ingest
     register_ingest(cli)
+    from archive.tap.worker import register as register_worker
+    register_worker(cli)
+    from .tap.adql.cli import register as register_adql
+    register_adql(cli)
 
 
 def main(argv=None):

@@ -32,11 +32,18 @@ DEFAULTS: dict[str, Any] = {
     "TAP_HARD_MAXREC": 20000000,      # rows returned at most, whatever MAXREC says
     "SCS_MAX_SR": 10.0,               # degrees
     "SCS_DEFAULT_MAXREC": 20000,
+    "SCS_HARD_MAXREC": 1000000,       # rows a cone search returns at most, whatever MAXREC says
     # async jobs (UWS)
     "ASYNC_EXECUTION_DURATION": 3600,     # seconds, default and maximum for a job
     "ASYNC_DESTRUCTION_DAYS": 7,          # default lifetime of a job
     "ASYNC_WORKER_IN_PROCESS": True,      # run a worker thread inside the web server
     "ASYNC_WAIT_CAP": 50.0,               # seconds a blocking WAIT may last at most
+    "ASYNC_POLL_INTERVAL": 0.2,           # seconds between a worker's looks at the queue
+    "ASYNC_HEARTBEAT_INTERVAL": 2.0,      # seconds between heartbeats of a running job
+    "ASYNC_HEARTBEAT_TIMEOUT": 30.0,      # a worker silent this long is taken as dead
+    "ASYNC_MAX_ATTEMPTS": 2,              # runs of a job whose worker died, then ERROR
+    "ASYNC_SWEEP_INTERVAL": 10.0,         # seconds between sweeps (orphans, destruction)
+    "ASYNC_LIST_MAX": 1000,               # jobs listed at most by GET /tap/async
     # table uploads
     "UPLOAD_MAX_BYTES": 200 * 1024 * 1024,
     "UPLOAD_MAX_ROWS": 2000000,

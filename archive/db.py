@@ -99,26 +99,32 @@ name_cache = sa.Table(
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
 )
 
-#: UWS jobs (TAP async); results live in DATA_DIR/jobs/<job_id>/.
+#: UWS jobs (TAP async); results and uploaded files live in DATA_DIR/jobs/<job_id>/.
+#: Times are naive UTC on both backends (owned by archive.tap.uws).
 uws_jobs = sa.Table(
     "uws_jobs", metadata,
-    sa.Column("job_id", sa.String, primary_key=True),
-    sa.Column("run_id", sa.String, nullable=True),
+    sa.Column("job_id", sa.String(40), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("owner", sa.String, nullable=True),
-    sa.Column("phase", sa.String, nullable=False, index=True),
-    sa.Column("parameters", sa.JSON, nullable=False),
-    sa.Column("creation_time", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("start_time", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("end_time", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("execution_duration", sa.Integer, nullable=False),
-    sa.Column("destruction", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("quote", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("phase", sa.String(16), nullable=False, index=True),
+    sa.Column("parameters", sa.JSON, nullable=False),       # [[name, value], ...] in order
+    sa.Column("files", sa.JSON, nullable=False),            # names of uploaded parts kept
+    sa.Column("creation_time", sa.DateTime, nullable=False, index=True),
+    sa.Column("start_time", sa.DateTime, nullable=True),
+    sa.Column("end_time", sa.DateTime, nullable=True),
+    sa.Column("execution_duration", sa.Integer, nullable=False),   # seconds
+    sa.Column("destruction", sa.DateTime, nullable=False, index=True),
+    sa.Column("quote", sa.DateTime, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
-    sa.Column("worker", sa.String, nullable=True),          # who claimed it (host:pid)
-    sa.Column("heartbeat", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("error_type", sa.String(16), nullable=True),  # "fatal" | "transient"
+    sa.Column("worker", sa.String, nullable=True),          # who claimed it (host:pid:token)
+    sa.Column("heartbeat", sa.DateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("result_rows", sa.BigInteger, nullable=True),
     sa.Column("result_type", sa.String, nullable=True),     # MIME type of results/result
-    sa.Column("overflow", sa.Boolean, nullable=True),
+    sa.Column("result_file", sa.String, nullable=True),     # file name under the job dir
+    sa.Column("result_size", sa.BigInteger, nullable=True),
+    sa.Column("overflow", sa.Boolean(create_constraint=False), nullable=True),
 )
 
 
@@ -131,6 +137,13 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.execute("PRAGMA mmap_size=1073741824")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+    _register_sql_functions(dbapi_conn)
+
+
+def _register_sql_functions(dbapi_conn) -> None:
+    """SQL functions ADQL translation relies on (math functions SQLite may lack)."""
+    from .tap.adql.sqlite_functions import register_functions
+    register_functions(dbapi_conn)
 
 
 def create_engine(url: str, **kwargs) -> Engine:
@@ -149,6 +162,9 @@ def init_db(engine: Engine) -> None:
         from pathlib import Path
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     metadata.create_all(engine)
+    # TAP_SCHEMA is derived from the data model: fill it, or refresh it after a change
+    from .tap.schema import fill_tap_schema
+    fill_tap_schema(engine)
 
 
 # -- engines --------------------------------------------------------------------------
@@ -176,6 +192,7 @@ def create_readonly_engine(url: str) -> Engine:
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA mmap_size=1073741824")
             conn.execute("PRAGMA temp_store=MEMORY")
+            _register_sql_functions(conn)
             return conn
 
         engine = sa.create_engine("sqlite://", creator=connect)

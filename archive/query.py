@@ -7,6 +7,7 @@ chunks so that callers can stream results of any size with flat memory.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -16,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from .errors import FatalFault, QueryTimeout, UsageFault
 
-__all__ = ["ResultColumn", "QueryResult", "execute", "sqlite_authorizer", "columns_from_model",
+__all__ = ["ResultColumn", "QueryResult", "execute", "interrupt", "sqlite_authorizer",
+           "columns_from_model",
            "CHUNK_ROWS"]
 
 CHUNK_ROWS = 10000
@@ -105,6 +107,27 @@ def _with_limit(stmt, maxrec: int | None):
     return stmt.limit(maxrec + 1)
 
 
+#: the DBAPI connection of the query each thread is running (see ``interrupt``)
+_running: dict[int, tuple[str, object]] = {}
+
+
+def interrupt(thread_id: int) -> bool:
+    """Stop the query that thread ``thread_id`` is running (UWS ABORT, execution
+    duration); it then fails with an "interrupted" error. False if none runs."""
+    entry = _running.get(thread_id)
+    if entry is None:
+        return False
+    dialect, raw = entry
+    try:
+        if dialect == "sqlite":
+            raw.interrupt()
+        elif dialect == "postgresql":
+            raw.cancel()
+    except Exception:
+        return False
+    return True
+
+
 def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: int | None,
             timeout: float, chunk_rows: int = CHUNK_ROWS,
             setup: Callable[[sa.Connection], None] | None = None) -> QueryResult:
@@ -119,19 +142,32 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
     conn = engine.connect()
     state = {"deadline": time.monotonic() + timeout}
     dialect = engine.dialect.name
+    thread = threading.get_ident()
     try:
         raw = conn.connection.dbapi_connection
+        _running[thread] = (dialect, raw)
         if dialect == "sqlite":
             raw.set_progress_handler(
                 lambda: 1 if time.monotonic() > state["deadline"] else 0, 20000)
-        elif dialect == "postgresql":
+        elif dialect == "postgresql" and setup is not None:
+            # uploads: a READ ONLY transaction cannot CREATE TEMP TABLE, so this one
+            # starts writable, ``setup`` creates and fills its temporary tables, and
+            # the transaction is made READ ONLY before the query runs (rolled back at
+            # the end, which drops the temporary tables)
+            if raw.info.transaction_status:
+                raw.rollback()
+            raw.read_only = False
+        if dialect == "postgresql":
             conn.exec_driver_sql(f"SET statement_timeout = {int(timeout * 1000)}")
         if setup is not None:
             setup(conn)
+            if dialect == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         cursor = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
         first = cursor.fetchmany(chunk_rows)
     except BaseException as exc:
-        _close(conn, dialect)
+        _running.pop(thread, None)
+        _close(conn, dialect, setup is not None)
         raise _translate(exc, timeout) from exc
     result = QueryResult(list(columns), iter(()), maxrec)
 
@@ -153,19 +189,42 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
                 except Exception as exc:
                     raise _translate(exc, timeout) from exc
         finally:
-            _close(conn, dialect)
+            _running.pop(thread, None)
+            _close(conn, dialect, setup is not None)
 
     result._chunks = generate()
     return result
 
 
-def _close(conn, dialect):
+def _close(conn, dialect, temporary=False):
+    """Give the connection back; with ``temporary`` (uploads were loaded) drop the
+    temporary tables (SQLite keeps them on the pooled connection) or end the
+    transaction that held them and restore READ ONLY (PostgreSQL)."""
     try:
+        raw = conn.connection.dbapi_connection
         if dialect == "sqlite":
-            conn.connection.dbapi_connection.set_progress_handler(None, 0)
+            raw.set_progress_handler(None, 0)
+            if temporary:
+                names = [r[0] for r in raw.execute(
+                    "SELECT name FROM temp.sqlite_master WHERE type = 'table'")]
+                previous = raw.isolation_level
+                raw.isolation_level = None
+                try:
+                    for name in names:
+                        raw.execute('DROP TABLE IF EXISTS temp."{}"'.format(
+                            name.replace('"', '""')))
+                finally:
+                    raw.isolation_level = previous
+        elif dialect == "postgresql" and temporary:
+            conn.rollback()
+            raw.rollback()
+            raw.read_only = True
         conn.close()
     except Exception:
-        pass
+        try:
+            conn.invalidate()
+        except Exception:
+            pass
 
 
 def _translate(exc: BaseException, timeout: float) -> BaseException:
@@ -177,5 +236,11 @@ def _translate(exc: BaseException, timeout: float) -> BaseException:
         orig = getattr(exc, "orig", exc)
         if "not authorized" in str(orig) or "read-only" in str(orig):
             return UsageFault(f"the query tried something that is not allowed: {orig}")
+        sqlstate = getattr(orig, "sqlstate", None) or ""
+        if sqlstate.startswith("22"):
+            # PostgreSQL "data exception": the query's own arithmetic failed (division by
+            # zero, ACOS(2), a value out of range), which is the request's fault
+            message = str(orig).splitlines()[0] if str(orig) else sqlstate
+            return UsageFault(f"the query failed on a value: {message}")
         return FatalFault(f"the database could not run the query: {orig}")
     return exc

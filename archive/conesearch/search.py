@@ -1,0 +1,161 @@
+"""Cone searches over one catalogue, or over all of them combined (no Flask).
+
+The statement is one short query: the HEALPix ranges of the cone on the ``_hpx``
+index AND the exact chord test (``archive.spatial``), ordered by distance. It
+runs through the one executor (``archive.query.execute``) on the read-only
+engine. The result columns come from the data model at the requested verbosity,
+with the principal id/RA/Dec columns carrying the UCD1 forms SCS 1.03 requires
+(``ID_MAIN``, ``POS_EQ_RA_MAIN``, ``POS_EQ_DEC_MAIN``); every other column keeps
+its UCD1+ form. A distance column ``_r`` (degrees, nearest first) leads.
+
+``/scs/all`` combines every positional table with a UNION ALL over the columns
+they share: ``_r``, ``catalogue`` (the table name), ``id`` (the table's principal
+identifier as text), ``ra`` and ``dec``; from VERB=2 also ``obs_id`` and
+``srcid`` (null where a table has no such column).
+
+DataLink: ``mark_id_field(columns)`` gives the ID_MAIN column the VOTable
+``ID="main_id"`` so that a service descriptor (``<PARAM ... ref="main_id"/>``)
+added to ``QueryResult.resources`` can point at it. It is not set otherwise:
+astropy names table columns by their ID when there is one, which would rename
+the id column for everyone reading the VOTable with astropy.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+import sqlalchemy as sa
+
+import datamodel
+from .. import spatial
+from ..db import catalogue_tables
+from ..errors import NotFoundFault
+from ..query import QueryResult, ResultColumn, execute
+
+__all__ = ["ALL", "SCS_UCDS", "ID_FIELD", "catalogue_names", "find_catalogue",
+           "result_columns", "cone_statement", "cone_search", "mark_id_field"]
+
+#: The name of the combined service.
+ALL = "all"
+#: UCD1 of the principal columns on SCS output, by data-model role.
+SCS_UCDS = {"id": "ID_MAIN", "ra": "POS_EQ_RA_MAIN", "dec": "POS_EQ_DEC_MAIN"}
+#: VOTable ID of the ID_MAIN FIELD (for DataLink service descriptors).
+ID_FIELD = "main_id"
+
+DISTANCE = ResultColumn("_r", "double", unit="deg", ucd="pos.angDistance",
+                        description="Angular distance from the centre of the cone")
+
+
+def mark_id_field(columns: list[ResultColumn]) -> str:
+    """Give the ID_MAIN column the VOTable ID ``ID_FIELD`` and return that ID."""
+    for col in columns:
+        if col.ucd == "ID_MAIN":
+            col.field_id = ID_FIELD
+    return ID_FIELD
+
+
+def catalogue_names() -> list[str]:
+    """Every cone search service: the positional tables, then ``all``."""
+    return [t.name for t in datamodel.positional_tables()] + [ALL]
+
+
+def find_catalogue(name: str) -> str:
+    """The service name for ``name`` (case-insensitive), or NotFoundFault."""
+    key = name.lower()
+    if key in catalogue_names():
+        return key
+    raise NotFoundFault(f"there is no cone search service {name!r}; the services are "
+                        f"{', '.join(catalogue_names())}")
+
+
+def _model_columns(table: datamodel.Table, verb: int) -> list[datamodel.Column]:
+    cols = list(table.columns_for_verbosity(verb))
+    principal = [table.role_column(r) for r in ("id", "ra", "dec")]
+    missing = [c for c in principal if c is not None and c not in cols]
+    return missing + cols
+
+
+def _scs_column(col: datamodel.Column) -> ResultColumn:
+    ucd = SCS_UCDS.get(col.role, col.ucd)
+    return ResultColumn(col.name, col.datatype, col.arraysize, col.unit, ucd, col.utype,
+                        col.xtype, col.description)
+
+
+_ALL_COLUMNS = (
+    (1, ResultColumn("catalogue", "char", "*", None, "meta.id;meta.dataset", None, None,
+                     "The catalogue (table) the row comes from")),
+    (1, ResultColumn("id", "char", "*", None, "ID_MAIN", None, None,
+                     "Principal identifier of the row in its catalogue")),
+    (1, ResultColumn("ra", "double", None, "deg", "POS_EQ_RA_MAIN", None, None,
+                     "Right ascension (ICRS)")),
+    (1, ResultColumn("dec", "double", None, "deg", "POS_EQ_DEC_MAIN", None, None,
+                     "Declination (ICRS)")),
+    (2, ResultColumn("obs_id", "char", "10", None, "meta.id;obs", None, None,
+                     "XMM-Newton observation identifier (null if the catalogue has none)")),
+    (2, ResultColumn("srcid", "long", None, None, "meta.id", None, None,
+                     "3XMM unique source identifier (null if the catalogue has none)")),
+)
+
+
+@lru_cache(maxsize=None)
+def _columns(name: str, verb: int) -> tuple[ResultColumn, ...]:
+    if name == ALL:
+        return (DISTANCE, *(c for v, c in _ALL_COLUMNS if v <= verb))
+    table = datamodel.TABLES[name]
+    return (DISTANCE, *(_scs_column(c) for c in _model_columns(table, verb)))
+
+
+def result_columns(name: str, verb: int) -> list[ResultColumn]:
+    """The FIELDs of a cone search on service ``name`` at verbosity ``verb`` (copies)."""
+    return [dataclasses.replace(c) for c in _columns(name, verb)]
+
+
+def _table_select(table: datamodel.Table, ra: float, dec: float, sr: float, verb: int):
+    t = catalogue_tables[table.name]
+    dist = spatial.distance_expression(t, ra, dec).label("_r")
+    cols = [t.c[c.name] for c in _model_columns(table, verb)]
+    key = [t.c[k] for k in table.key]
+    return (sa.select(dist, *cols).where(spatial.cone_condition(t, ra, dec, sr))
+            .order_by(dist, *key))
+
+
+def _all_select(ra: float, dec: float, sr: float, verb: int):
+    parts = []
+    for table in datamodel.positional_tables():
+        t = catalogue_tables[table.name]
+        cols = [spatial.distance_expression(t, ra, dec).label("_r"),
+                sa.literal(table.name, sa.String).label("catalogue"),
+                sa.cast(t.c[table.role_column("id").name], sa.String).label("id"),
+                t.c[table.role_column("ra").name].label("ra"),
+                t.c[table.role_column("dec").name].label("dec")]
+        if verb >= 2:
+            names = {c.name for c in table.columns}
+            cols.append(t.c.obs_id.label("obs_id") if "obs_id" in names
+                        else sa.cast(sa.null(), sa.String).label("obs_id"))
+            cols.append(t.c.srcid.label("srcid") if "srcid" in names
+                        else sa.cast(sa.null(), sa.BigInteger).label("srcid"))
+        parts.append(sa.select(*cols).where(spatial.cone_condition(t, ra, dec, sr)))
+    union = sa.union_all(*parts).subquery("cone")
+    return sa.select(*union.c).order_by(union.c._r, union.c.catalogue, union.c.id)
+
+
+def cone_statement(name: str, ra: float, dec: float, sr: float, verb: int):
+    """The SELECT of a cone search on service ``name`` (a table name or ``all``)."""
+    if name == ALL:
+        return _all_select(ra, dec, sr, verb)
+    return _table_select(datamodel.TABLES[name], ra, dec, sr, verb)
+
+
+def cone_search(engine, name: str, ra: float, dec: float, sr: float, *, verb: int = 2,
+                maxrec: int | None, timeout: float) -> QueryResult:
+    """Run a cone search and return the streaming QueryResult.
+
+    ``sr == 0`` answers an empty table with every FIELD without touching the
+    database: SCS clients (pyvo's ``SCSService.columns``) send RA=0&DEC=0&SR=0 to
+    learn the columns.
+    """
+    columns = result_columns(name, verb)
+    if sr == 0:
+        return QueryResult(columns, iter(()), maxrec)
+    return execute(engine, cone_statement(name, ra, dec, sr, verb), columns,
+                   maxrec=maxrec, timeout=timeout)

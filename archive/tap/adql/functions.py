@@ -1,0 +1,252 @@
+"""The ADQL 2.1 functions (math, trigonometric, string, conditional) and their SQL.
+
+Each entry knows its arity, its result datatype and how to write it for SQLite and
+PostgreSQL. Geometry functions live in ``geometry.py``, aggregates in
+``translate.py``; anything not listed in ``FUNCTIONS`` or ``geometry.FUNCTIONS`` is not
+ADQL and is refused (``sqlite_version()``, ``pg_sleep()``, ``load_extension()`` ...).
+
+Dialect notes: ADQL ``LOG`` is the natural logarithm (``ln`` in both databases);
+PostgreSQL's ``round``/``trunc`` with digits and ``mod`` on non-integers need
+``numeric``, cast back to double; SQLite has no ``cot`` (1/tan). SQLite's math
+functions are built in from 3.35 when compiled in; otherwise ``sqlite_functions``
+registers Python ones on every connection.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import sqlalchemy as sa
+
+from .errors import UnsupportedError, ADQLValidationError, at
+from .values import FLOATS, INTEGERS, NOCONST, NUMERIC, Value, as_double, as_number
+
+__all__ = ["Function", "FUNCTIONS"]
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    min_args: int
+    max_args: int
+    build: Callable            # build(ctx, args, node) -> Value
+    kind: str = "math"
+
+
+def _need_numeric(ctx, name, args, node):
+    for i, a in enumerate(args):
+        if a.datatype not in NUMERIC:
+            raise ADQLValidationError(
+                f"argument {i + 1} of {name} must be numeric, not {a.datatype}",
+                **at(a.node or node))
+
+
+def _fold(py, args):
+    if all(a.is_const for a in args):
+        if any(a.const is None for a in args):
+            return None
+        try:
+            return float(py(*[a.const for a in args]))
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+            return NOCONST
+    return NOCONST
+
+
+def _agg(args):
+    return any(a.aggregate for a in args)
+
+
+def _unary(sql_name: str, py, pg_name: str | None = None):
+    def build(ctx, args, node):
+        name = pg_name if (pg_name and ctx.dialect == "postgresql") else sql_name
+        _need_numeric(ctx, node_name(node), args, node)
+        return Value(getattr(sa.func, name)(as_double(args[0])), "double",
+                     const=_fold(py, args), aggregate=_agg(args), node=node)
+    return build
+
+
+def node_name(node) -> str:
+    try:
+        return str(node.children[0].children[0]).upper()
+    except (AttributeError, IndexError):
+        return "function"
+
+
+def _abs(ctx, args, node):
+    _need_numeric(ctx, "ABS", args, node)
+    a = args[0]
+    dt = "long" if a.datatype in INTEGERS | {"boolean"} else "double"
+    return Value(sa.func.abs(as_number(a)), dt, const=_fold(abs, args), aggregate=_agg(args),
+                 node=node)
+
+
+def _atan2(ctx, args, node):
+    _need_numeric(ctx, "ATAN2", args, node)
+    return Value(sa.func.atan2(as_double(args[0]), as_double(args[1])), "double",
+                 const=_fold(math.atan2, args), aggregate=_agg(args), node=node)
+
+
+def _cot(ctx, args, node):
+    _need_numeric(ctx, "COT", args, node)
+    x = as_double(args[0])
+    sql = sa.func.cot(x) if ctx.dialect == "postgresql" else 1.0 / sa.func.tan(x)
+    return Value(sql, "double", const=_fold(lambda v: 1 / math.tan(v), args),
+                 aggregate=_agg(args), node=node)
+
+
+def _log10(ctx, args, node):
+    _need_numeric(ctx, "LOG10", args, node)
+    x = as_double(args[0])
+    sql = sa.func.log(x) if ctx.dialect == "postgresql" else sa.func.log10(x)
+    return Value(sql, "double", const=_fold(math.log10, args), aggregate=_agg(args), node=node)
+
+
+def _mod(ctx, args, node):
+    _need_numeric(ctx, "MOD", args, node)
+    a, b = args
+    if all(v.datatype in INTEGERS | {"boolean"} for v in args):
+        sql = (sa.func.mod(as_number(a), as_number(b)) if ctx.dialect == "postgresql"
+               else as_number(a).op("%")(as_number(b)))
+        return Value(sql, "long", const=_fold(math.fmod, args), aggregate=_agg(args),
+                     node=node)
+    if ctx.dialect == "postgresql":
+        sql = sa.cast(sa.func.mod(sa.cast(a.sql, sa.Numeric), sa.cast(b.sql, sa.Numeric)),
+                      sa.Double)
+    else:
+        sql = sa.func.mod(as_double(a), as_double(b))
+    return Value(sql, "double", const=_fold(math.fmod, args), aggregate=_agg(args), node=node)
+
+
+def _pi(ctx, args, node):
+    return Value(sa.func.pi(), "double", const=math.pi, node=node)
+
+
+def _power(ctx, args, node):
+    _need_numeric(ctx, "POWER", args, node)
+    return Value(sa.func.power(as_double(args[0]), as_double(args[1])), "double",
+                 const=_fold(math.pow, args), aggregate=_agg(args), node=node)
+
+
+def _rand(ctx, args, node):
+    if args:
+        raise UnsupportedError("RAND with a seed is not supported by this service; use RAND()",
+                               **at(node))
+    if ctx.dialect == "postgresql":
+        sql = sa.func.random()
+    else:   # random() is a 64-bit signed integer in SQLite: map it to [0, 1)
+        sql = sa.func.random() / 18446744073709551616.0 + 0.5
+    return Value(sql, "double", node=node)
+
+
+def _digits(name, args, node) -> int:
+    if len(args) < 2:
+        return 0
+    d = args[1]
+    if not d.is_const or not isinstance(d.const, (int, float)) or int(d.const) != d.const:
+        raise ADQLValidationError(f"the second argument of {name} must be a constant integer",
+                                  **at(d.node or node))
+    return int(d.const)
+
+
+def _round(ctx, args, node):
+    _need_numeric(ctx, "ROUND", args, node)
+    n = _digits("ROUND", args, node)
+    x = args[0]
+    scale = 10.0 ** -n if n < 0 else None
+    base = Value(x.sql / scale, "double") if scale else x
+
+    def rnd(v, digits):
+        if ctx.dialect == "postgresql":
+            return sa.cast(sa.func.round(sa.cast(v.sql, sa.Numeric), digits), sa.Double)
+        return sa.func.round(as_double(v), digits)
+    sql = rnd(base, max(n, 0))
+    if scale:
+        sql = sql * scale
+
+    def py(v, *_):   # half away from zero, as both databases do
+        q = 10.0 ** n
+        return math.copysign(math.floor(abs(v) * q + 0.5), v) / q
+    return Value(sql, "double", const=_fold(py, args[:1]), aggregate=_agg(args), node=node)
+
+
+def _truncate(ctx, args, node):
+    _need_numeric(ctx, "TRUNCATE", args, node)
+    n = _digits("TRUNCATE", args, node)
+    x = args[0]
+    if ctx.dialect == "postgresql":
+        sql = sa.cast(sa.func.trunc(sa.cast(x.sql, sa.Numeric), n), sa.Double)
+    else:
+        q = 10.0 ** n
+        sql = sa.func.trunc(as_double(x) * q) / q
+    return Value(sql, "double",
+                 const=_fold(lambda v: math.trunc(v * 10.0 ** n) / 10.0 ** n, args[:1]),
+                 aggregate=_agg(args), node=node)
+
+
+def _case_fold(fn):
+    def build(ctx, args, node):
+        a = args[0]
+        if a.datatype not in ("char", "null"):
+            raise ADQLValidationError(f"{fn.upper()} needs a string argument, not {a.datatype}",
+                                      **at(a.node or node))
+        const = getattr(a.const, fn)() if isinstance(a.const, str) else NOCONST
+        return Value(getattr(sa.func, fn)(a.sql), "char", a.arraysize or "*", const=const,
+                     aggregate=_agg(args), node=node)
+    return build
+
+
+def _coalesce(ctx, args, node):
+    types = {a.datatype for a in args} - {"null"}
+    if "geometry" in types or "condition" in types:
+        raise ADQLValidationError("COALESCE takes values, not geometries or conditions",
+                                  **at(node))
+    if types and types <= {"char"}:
+        dt = "char"
+    elif types and types <= INTEGERS | {"boolean"}:
+        dt = "long"
+    elif types <= NUMERIC:
+        dt = "double" if types else "null"
+    else:
+        raise ADQLValidationError("COALESCE cannot mix strings and numbers", **at(node))
+    meta = args[0].meta if len({(a.meta.unit if a.meta else None) for a in args}) == 1 else None
+    sqls = [as_number(a) if dt != "char" else a.sql for a in args]
+    val = Value(sa.func.coalesce(*sqls), dt, "*" if dt == "char" else None,
+                aggregate=_agg(args), node=node)
+    if meta is not None and meta.datatype == dt:
+        val.meta = meta
+    return val
+
+
+FUNCTIONS: dict[str, Function] = {f.name: f for f in [
+    Function("ABS", 1, 1, _abs),
+    Function("CEILING", 1, 1, _unary("ceil", math.ceil)),
+    Function("DEGREES", 1, 1, _unary("degrees", math.degrees)),
+    Function("EXP", 1, 1, _unary("exp", math.exp)),
+    Function("FLOOR", 1, 1, _unary("floor", math.floor)),
+    Function("LOG", 1, 1, _unary("ln", math.log)),
+    Function("LOG10", 1, 1, _log10),
+    Function("MOD", 2, 2, _mod),
+    Function("PI", 0, 0, _pi),
+    Function("POWER", 2, 2, _power),
+    Function("RADIANS", 1, 1, _unary("radians", math.radians)),
+    Function("RAND", 0, 1, _rand),
+    Function("ROUND", 1, 2, _round),
+    Function("SQRT", 1, 1, _unary("sqrt", math.sqrt)),
+    Function("TRUNCATE", 1, 2, _truncate),
+    Function("ACOS", 1, 1, _unary("acos", math.acos), "trig"),
+    Function("ASIN", 1, 1, _unary("asin", math.asin), "trig"),
+    Function("ATAN", 1, 1, _unary("atan", math.atan), "trig"),
+    Function("ATAN2", 2, 2, _atan2, "trig"),
+    Function("COS", 1, 1, _unary("cos", math.cos), "trig"),
+    Function("COT", 1, 1, _cot, "trig"),
+    Function("SIN", 1, 1, _unary("sin", math.sin), "trig"),
+    Function("TAN", 1, 1, _unary("tan", math.tan), "trig"),
+    Function("LOWER", 1, 1, _case_fold("lower"), "string"),
+    Function("UPPER", 1, 1, _case_fold("upper"), "string"),
+    Function("COALESCE", 1, 64, _coalesce, "conditional"),
+]}
+
+#: ADQL functions this service does not implement (a clear refusal, not "unknown").
+UNSUPPORTED = {"IN_UNIT": "IN_UNIT (unit conversion) is not supported by this service",
+               "REGION": "REGION (STC-S strings) is not supported by this service"}

@@ -1,0 +1,443 @@
+"""TAP table uploads (TAP_UPLOAD): read, check and load uploaded tables (no Flask).
+
+``load_uploads(specs, files, config)`` turns the UPLOAD items of a request
+(``archive.tap.run.UploadSpec``: ``name,param:<part>`` or ``name,http(s)://...``)
+into ``UploadedTable`` objects: the ADQL catalogue learns their columns
+(``TAP_UPLOAD.<name>``), and ``load(conn)`` puts their rows into a temporary table on
+the query's own connection just before the query runs.
+
+Input: VOTable (TABLEDATA, BINARY, BINARY2; the first table), CSV with a header
+line, or FITS (the first table HDU), all read by astropy. Column types are kept
+as they came (short stays short, xtype timestamp stays), so a table round-trips.
+
+Positional uploads (RA/Dec found by UCD ``pos.eq.ra``/``pos.eq.dec`` or by name)
+get the hidden spatial columns of the catalogues (``_hpx, _x, _y, _z``) plus, for
+cross-matches, the HEALPix cells around each row: ``_lo0.._hi8`` hold the index
+ranges (at the archive's storage order) of the row's cell and its 8 neighbours at
+an order whose cells are at least twice the match radius. The ADQL translator
+asks for them through ``crossmatch_ranges`` (in the temporary table's ``info``) and
+joins ``catalogue._hpx`` against those ranges, so each uploaded row costs a few
+B-tree probes instead of a scan of the catalogue.
+"""
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import healpy as hp
+import numpy as np
+import sqlalchemy as sa
+
+from ..errors import UsageFault
+from ..query import ResultColumn
+from ..sky import ORDER, healpix_index, unit_vectors
+from .adql import Upload
+
+__all__ = ["UploadedTable", "load_uploads", "read_table", "sync_uploads", "crossmatch_order",
+           "NEIGHBOURS", "HIDDEN_COLUMNS"]
+
+NEIGHBOURS = 9                   # a cell and its 8 neighbours
+_RANGE_COLUMNS = tuple(f"_{k}{i}" for i in range(NEIGHBOURS) for k in ("lo", "hi"))
+HIDDEN_COLUMNS = ("_hpx", "_x", "_y", "_z") + _RANGE_COLUMNS
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+_SA_TYPES = {
+    "boolean": lambda: sa.Boolean(create_constraint=False),
+    "short": sa.SmallInteger,
+    "int": sa.Integer,
+    "long": sa.BigInteger,
+    "float": sa.REAL,
+    "double": sa.Double,
+    "char": sa.String,
+    "unicodeChar": sa.String,
+}
+#: VOTable datatypes read as another (the output has no such type)
+_WIDENED = {"unsignedByte": "short", "bit": "boolean"}
+_RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "radeg", "ra_deg", "alpha")
+_DEC_NAMES = ("dec", "de", "dec_icrs", "de_icrs", "dej2000", "decj2000", "dec_j2000", "decdeg",
+              "dec_deg", "delta")
+
+
+def crossmatch_order(radius_deg: float) -> int | None:
+    """The finest HEALPix order whose cells are at least twice ``radius_deg`` wide,
+    so that a cell and its 8 neighbours hold every position within the radius of
+    any point of the cell; None if even order 0 is too fine."""
+    for order in range(ORDER, -1, -1):
+        if np.degrees(hp.nside2resol(1 << order)) >= 2.0 * radius_deg:
+            return order
+    return None
+
+
+@dataclass
+class UploadedTable(Upload):
+    """An uploaded table, checked, with its rows in memory until ``load``."""
+
+    values: list = field(default_factory=list)      # one list of Python values per column
+    nrows: int = 0
+    ra_values: Any = None                             # float arrays (NaN where null)
+    dec_values: Any = None
+    xmatch_radius: float | None = None               # largest match radius asked for
+
+    def crossmatch_ranges(self, selectable, hpx, radius_deg: float):
+        """The index-using part of a cross-match with a table whose HEALPix column is
+        ``hpx``: ``hpx`` lies in one of this row's neighbour-cell ranges. None if the
+        radius is too large for the scheme (the caller then tests every pair)."""
+        if crossmatch_order(radius_deg) is None:
+            return None
+        self.xmatch_radius = max(self.xmatch_radius or 0.0, radius_deg)
+        c = selectable.c
+        return sa.or_(*[sa.and_(hpx >= c[f"_lo{i}"], hpx < c[f"_hi{i}"])
+                        for i in range(NEIGHBOURS)])
+
+    # -- loading ----------------------------------------------------------------------
+
+    def _spatial(self) -> dict[str, np.ndarray]:
+        ra, dec = self.ra_values, self.dec_values
+        good = np.isfinite(ra) & np.isfinite(dec)
+        hpx = np.full(self.nrows, -1, dtype=np.int64)
+        x = np.full(self.nrows, np.nan)
+        y, z = x.copy(), x.copy()
+        if good.any():
+            hpx[good] = healpix_index(ra[good], dec[good])
+            x[good], y[good], z[good] = unit_vectors(ra[good], dec[good])
+        out = {"_hpx": hpx, "_x": x, "_y": y, "_z": z}
+        order = crossmatch_order(self.xmatch_radius) if self.xmatch_radius else None
+        lo = np.full((self.nrows, NEIGHBOURS), -1, dtype=np.int64)
+        hi = lo.copy()
+        if order is not None and good.any():
+            nside = 1 << order
+            shift = np.int64(1) << np.int64(2 * (ORDER - order))
+            own = hp.ang2pix(nside, ra[good], dec[good], nest=True, lonlat=True)
+            around = hp.get_all_neighbours(nside, ra[good], dec[good], nest=True,
+                                           lonlat=True)
+            cells = np.vstack([own[None, :], around]).T.astype(np.int64)
+            valid = cells >= 0               # some cells have only 7 neighbours
+            lo[good] = np.where(valid, cells * shift, -1)
+            hi[good] = np.where(valid, (cells + 1) * shift, -1)
+        for i in range(NEIGHBOURS):
+            out[f"_lo{i}"], out[f"_hi{i}"] = lo[:, i], hi[:, i]
+        return out
+
+    def _columns_and_rows(self):
+        names = [c.name for c in self.columns]
+        data = list(self.values)
+        if self.ra_values is not None:
+            spatial = self._spatial()
+            for name in HIDDEN_COLUMNS:
+                names.append(name)
+                arr = spatial[name]
+                if arr.dtype.kind == "f":
+                    data.append([None if v != v else v for v in arr.tolist()])
+                else:
+                    data.append(arr.tolist())
+        return names, data
+
+    def load(self, conn: sa.Connection) -> None:
+        """Create the temporary table on ``conn`` and fill it.
+
+        SQLite: the read-only connection's authorizer refuses BEGIN and writes to the
+        archive, but allows temporary tables; the rows go in with autocommit so no
+        BEGIN is needed. PostgreSQL: the executor runs this before it makes the
+        transaction READ ONLY; COPY fills the table.
+        """
+        names, data = self._columns_and_rows()
+        raw = conn.connection.dbapi_connection
+        if conn.dialect.name == "sqlite":
+            previous = raw.isolation_level
+            raw.isolation_level = None
+            try:
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS temp."{self.table.name}"')
+                self.table.create(conn)
+                placeholders = ", ".join("?" * len(names))
+                quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+                cur = raw.cursor()
+                try:
+                    cur.executemany(f'INSERT INTO temp."{self.table.name}" ({quoted}) '
+                                    f"VALUES ({placeholders})", zip(*data))
+                finally:
+                    cur.close()
+            finally:
+                raw.isolation_level = previous
+            return
+        self.table.create(conn)
+        quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+        with raw.cursor() as cur:
+            with cur.copy(f'COPY "{self.table.name}" ({quoted}) FROM STDIN') as copy:
+                for row in zip(*data):
+                    copy.write_row(row)
+
+
+# -- reading ----------------------------------------------------------------------------
+
+def _field_type(name: str, datatype: str, arraysize, xtype) -> str:
+    datatype = _WIDENED.get(datatype, datatype)
+    if datatype not in _SA_TYPES:
+        raise UsageFault(f"column {name!r} has datatype {datatype}, which uploaded tables "
+                         "cannot have (use boolean, short, int, long, float, double or "
+                         "char)")
+    if datatype not in ("char", "unicodeChar") and arraysize not in (None, "1"):
+        raise UsageFault(f"column {name!r} is an array (arraysize={arraysize}); uploaded "
+                         "tables may have scalar columns and strings only")
+    return datatype
+
+
+def _python_column(col, datatype: str) -> list:
+    """Column values as Python objects, None for nulls (masked or NaN kept as NaN)."""
+    mask = np.ma.getmaskarray(col)
+    data = np.ma.getdata(col)
+    if datatype in ("char", "unicodeChar"):
+        out = []
+        for v, m in zip(data.tolist(), mask.tolist()):
+            if m or v is None:
+                out.append(None)
+            else:
+                out.append(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+        return out
+    if datatype == "boolean":
+        return [None if m else bool(v) for v, m in zip(data.tolist(), mask.tolist())]
+    values = data.tolist()
+    if mask.any():
+        values = [None if m else v for v, m in zip(values, mask.tolist())]
+    if datatype in ("float", "double"):
+        values = [None if (v is not None and v != v) else v for v in values]
+    return values
+
+
+def _numpy_datatype(dtype: np.dtype) -> str:
+    kind = dtype.kind
+    if kind == "b":
+        return "boolean"
+    if kind in "iu":
+        return {1: "short", 2: "short", 4: "int"}.get(dtype.itemsize, "long") \
+            if not (kind == "u" and dtype.itemsize >= 4) else "long"
+    if kind == "f":
+        return "float" if dtype.itemsize <= 4 else "double"
+    if kind in "SUO":
+        return "char"
+    raise UsageFault(f"a column of type {dtype} cannot be uploaded")
+
+
+def _read_votable(content: bytes, name: str):
+    from astropy.io import votable
+    try:
+        doc = votable.parse(io.BytesIO(content), verify="ignore")
+        table = doc.get_first_table()
+    except Exception as exc:
+        raise UsageFault(f"UPLOAD table {name}: the VOTable cannot be read: {exc}") from None
+    cols = []
+    values = []
+    array_names = table.array.dtype.names
+    for i, f in enumerate(table.fields):
+        datatype = _field_type(f.name, f.datatype, f.arraysize, f.xtype)
+        arraysize = "*" if datatype in ("char", "unicodeChar") else None
+        description = f.description if isinstance(f.description, str) else None
+        cols.append(ResultColumn(f.name, datatype, arraysize, f.unit and str(f.unit),
+                                 f.ucd, f.utype, f.xtype, description))
+        values.append(_python_column(table.array[array_names[i]], datatype))
+    return cols, values, len(table.array)
+
+
+def _read_astropy(content: bytes, name: str, fmt: str):
+    from astropy.table import Table
+    try:
+        if fmt == "fits":
+            table = Table.read(io.BytesIO(content), format="fits")
+        else:
+            table = Table.read(content.decode("utf-8-sig"), format="ascii.csv")
+    except UnicodeDecodeError:
+        raise UsageFault(f"UPLOAD table {name}: the CSV text is not UTF-8") from None
+    except Exception as exc:
+        raise UsageFault(f"UPLOAD table {name}: the {fmt.upper()} table cannot be read: "
+                         f"{exc}") from None
+    cols, values = [], []
+    for colname in table.colnames:
+        col = table[colname]
+        if col.ndim > 1:
+            raise UsageFault(f"UPLOAD table {name}: column {colname!r} is an array; uploaded "
+                             "tables may have scalar columns and strings only")
+        datatype = _numpy_datatype(col.dtype)
+        unit = str(col.unit) if col.unit is not None else None
+        cols.append(ResultColumn(colname, datatype, "*" if datatype == "char" else None,
+                                 unit, None, None, None, col.description or None))
+        data = np.ma.MaskedArray(col) if hasattr(col, "mask") else np.asarray(col)
+        values.append(_python_column(data, datatype))
+    return cols, values, len(table)
+
+
+def read_table(content: bytes, name: str):
+    """(columns, per-column values, row count) of an uploaded VOTable, CSV or FITS."""
+    head = content.lstrip()[:80]
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:].lstrip()
+    if not head:
+        raise UsageFault(f"UPLOAD table {name} is empty")
+    if head.startswith(b"<"):
+        return _read_votable(content, name)
+    if head.startswith(b"SIMPLE  ="):
+        return _read_astropy(content, name, "fits")
+    return _read_astropy(content, name, "csv")
+
+
+def _position_columns(cols: Sequence[ResultColumn]) -> tuple[str | None, str | None]:
+    numeric = [c for c in cols if c.datatype in ("float", "double", "int", "long", "short")]
+
+    def by_ucd(prefix):
+        hits = [c for c in numeric if c.ucd and prefix in c.ucd.lower().split(";")]
+        main = [c for c in hits if "meta.main" in c.ucd.lower()]
+        return (main or hits or [None])[0]
+
+    def by_name(names):
+        for wanted in names:
+            for c in numeric:
+                if c.name.lower() == wanted:
+                    return c
+        return None
+
+    ra = by_ucd("pos.eq.ra") or by_name(_RA_NAMES)
+    dec = by_ucd("pos.eq.dec") or by_name(_DEC_NAMES)
+    if ra is None or dec is None:
+        return None, None
+    return ra.name, dec.name
+
+
+def _floats(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def build_upload(name: str, content: bytes, config: Mapping) -> UploadedTable:
+    """Check one uploaded table and describe it (rows stay in memory until load)."""
+    cols, values, nrows = read_table(content, name)
+    limit = int(config["UPLOAD_MAX_ROWS"])
+    if nrows > limit:
+        raise UsageFault(f"UPLOAD table {name} has {nrows} rows; at most {limit} are "
+                         "accepted (UPLOAD_MAX_ROWS)")
+    if not cols:
+        raise UsageFault(f"UPLOAD table {name} has no columns")
+    seen = {}
+    for c in cols:
+        low = c.name.lower()
+        if low in seen:
+            raise UsageFault(f"UPLOAD table {name} has two columns called {c.name!r} "
+                             f"and {seen[low]!r}; column names must differ (ignoring case)")
+        if low in HIDDEN_COLUMNS:
+            raise UsageFault(f"UPLOAD table {name}: the column name {c.name!r} is reserved "
+                             "by this service; rename the column")
+        if not c.name:
+            raise UsageFault(f"UPLOAD table {name} has a column without a name")
+        seen[low] = c.name
+    ra, dec = _position_columns(cols)
+    ra_values = dec_values = None
+    if ra is not None:
+        ra_values = _floats(values[[c.name for c in cols].index(ra)])
+        dec_values = _floats(values[[c.name for c in cols].index(dec)])
+        bad = np.flatnonzero(np.isfinite(dec_values) & (np.abs(dec_values) > 90))
+        if bad.size:
+            i = int(bad[0])
+            raise UsageFault(f"UPLOAD table {name}, row {i + 1}: {dec}={dec_values[i]} is "
+                             "outside [-90, 90] degrees")
+        ra_values = np.mod(ra_values, 360.0)
+    metadata = sa.MetaData()
+    sa_cols = [sa.Column(c.name, _SA_TYPES[c.datatype](), quote=True) for c in cols]
+    if ra is not None:
+        sa_cols += [sa.Column("_hpx", sa.BigInteger), sa.Column("_x", sa.Double),
+                    sa.Column("_y", sa.Double), sa.Column("_z", sa.Double)]
+        sa_cols += [sa.Column(n, sa.BigInteger) for n in _RANGE_COLUMNS]
+    table = sa.Table(f"tap_upload_{name.lower()}", metadata, *sa_cols,
+                     prefixes=["TEMPORARY"])
+    upload = UploadedTable(name=name, columns=cols, table=table, ra=ra, dec=dec,
+                           values=values, nrows=nrows, ra_values=ra_values,
+                           dec_values=dec_values)
+    if ra is not None:
+        table.info["crossmatch_ranges"] = upload.crossmatch_ranges
+    return upload
+
+
+# -- where the bytes come from ----------------------------------------------------------
+
+def _read_limited(stream, limit: int, what: str) -> bytes:
+    chunks, size = [], 0
+    while True:
+        block = stream.read(1 << 20)
+        if not block:
+            return b"".join(chunks)
+        size += len(block)
+        if size > limit:
+            raise UsageFault(f"{what} is larger than the limit of {limit} bytes "
+                             "(UPLOAD_MAX_BYTES)")
+        chunks.append(block)
+
+
+def _part(files: Mapping[str, Any], part: str):
+    if part in files:
+        return files[part]
+    for key, value in files.items():
+        if key.lower() == part.lower():
+            return value
+    return None
+
+
+def _fetch(url: str, config: Mapping, name: str) -> bytes:
+    import requests
+    host = (urlsplit(url).hostname or "").lower()
+    port = urlsplit(url).port
+    allowed = [h.lower() for h in config.get("UPLOAD_URL_ALLOW") or []]
+    if host not in allowed and f"{host}:{port}" not in allowed:
+        raise UsageFault(f"UPLOAD table {name}: this service does not fetch tables from "
+                         f"{host or url!r}; send the table in the request instead "
+                         f"(UPLOAD={name},param:<part>)"
+                         + (f"; allowed hosts: {', '.join(allowed)}" if allowed else ""))
+    limit = int(config["UPLOAD_MAX_BYTES"])
+    try:
+        with requests.get(url, stream=True, timeout=30) as resp:
+            if resp.status_code != 200:
+                raise UsageFault(f"UPLOAD table {name}: {url} answered HTTP "
+                                 f"{resp.status_code}")
+            return _read_limited(resp.raw, limit, f"UPLOAD table {name} at {url}")
+    except requests.RequestException as exc:
+        raise UsageFault(f"UPLOAD table {name}: {url} could not be read: {exc}") from None
+
+
+def load_uploads(specs: Sequence, files: Mapping[str, Any], config: Mapping
+                 ) -> list[UploadedTable]:
+    """The uploaded tables named by UPLOAD items ``specs`` (``.name``, ``.uri``).
+
+    ``files`` maps multipart part names to file-like objects or paths.
+    """
+    tables = []
+    limit = int(config["UPLOAD_MAX_BYTES"])
+    for spec in specs:
+        if not _NAME.match(spec.name):
+            raise UsageFault(f"UPLOAD table name {spec.name!r} is not valid: it must start "
+                             "with a letter and contain only letters, digits and _")
+        if spec.uri.startswith("param:"):
+            part = spec.uri[len("param:"):]
+            source = _part(files, part)
+            if source is None:
+                sent = ", ".join(sorted(files)) or "none"
+                raise UsageFault(f"UPLOAD={spec.name},{spec.uri} names the multipart part "
+                                 f"{part!r}, but the request has no such part (parts sent: "
+                                 f"{sent})")
+            what = f"UPLOAD table {spec.name} (part {part!r})"
+            if isinstance(source, (str, Path)):
+                with open(source, "rb") as fh:
+                    content = _read_limited(fh, limit, what)
+            else:
+                stream = getattr(source, "stream", source)
+                content = _read_limited(stream, limit, what)
+        elif spec.uri.startswith(("http://", "https://")):
+            content = _fetch(spec.uri, config, spec.name)
+        else:
+            raise UsageFault(f"UPLOAD URI {spec.uri!r} for table {spec.name} is not "
+                             "supported: use param:<part name> or an http(s) URL")
+        tables.append(build_upload(spec.name, content, config))
+    return tables
+
+
+def sync_uploads(tap_request, config: Mapping) -> list[UploadedTable]:
+    """The hook ``archive.tap.views`` calls for UPLOAD on /tap/sync."""
+    files = tap_request.params.files if tap_request.params is not None else {}
+    return load_uploads(tap_request.uploads, files, config)

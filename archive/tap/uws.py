@@ -1,0 +1,539 @@
+"""UWS 1.1 job store: jobs and their phases in the database, results in files.
+
+No Flask. Every function takes the archive's ``Database`` (its read-write engine)
+and the configuration dict. Jobs live in the ``uws_jobs`` table; the files of a
+job (uploaded tables, the result) live in ``DATA_DIR/jobs/<job_id>/`` and go
+away with the job.
+
+Phases: PENDING -> (RUN) QUEUED -> (a worker claims it) EXECUTING -> COMPLETED |
+ERROR | ABORTED. A claim is one UPDATE that only one process can win (with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL), and every later change a worker makes
+is conditioned on its own id still being the job's worker, so a job aborted,
+deleted or taken over meanwhile is never overwritten. Workers send heartbeats;
+``recover_orphans`` gives jobs whose worker died back to the queue once, then
+ends them in ERROR, so no job stays EXECUTING forever.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import BinaryIO, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+
+from ..db import uws_jobs
+from ..errors import NotFoundFault, UsageFault
+
+__all__ = ["PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "ACTIVE",
+           "FINAL", "Job", "utcnow", "isoformat", "parse_datetime", "job_dir",
+           "create_job", "get_job", "list_jobs", "update_parameters", "run_job",
+           "abort_job", "delete_job", "set_execution_duration", "set_destruction",
+           "claim_job", "heartbeat", "complete_job", "fail_job", "recover_orphans",
+           "destroy_expired", "worker_identity", "pid_alive", "JOB_ID_RE"]
+
+PENDING, QUEUED, EXECUTING = "PENDING", "QUEUED", "EXECUTING"
+COMPLETED, ERROR, ABORTED = "COMPLETED", "ERROR", "ABORTED"
+HELD, SUSPENDED = "HELD", "SUSPENDED"
+#: phases in which a job may still change by itself (WAIT blocks in these)
+ACTIVE = frozenset({PENDING, QUEUED, EXECUTING, HELD, SUSPENDED})
+FINAL = frozenset({COMPLETED, ERROR, ABORTED})
+ALL_PHASES = ("PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "UNKNOWN",
+              "HELD", "SUSPENDED", "ARCHIVED")
+
+#: the ids this store hands out: 20 hex digits (also keeps paths safe)
+JOB_ID_RE = re.compile(r"^[0-9a-f]{20}$")
+#: parameters that steer UWS itself rather than the query
+_CONTROL = {"phase", "executionduration", "destruction", "action"}
+_MAX_RUNID = 64
+
+
+@dataclass
+class Job:
+    """One job as stored; ``parameters`` are (lower-case name, value) pairs in order."""
+
+    job_id: str
+    phase: str
+    parameters: list[tuple[str, str]]
+    creation_time: datetime
+    execution_duration: int
+    destruction: datetime
+    run_id: str | None = None
+    owner: str | None = None
+    files: list[str] = field(default_factory=list)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    quote: datetime | None = None
+    error: str | None = None
+    error_type: str | None = None
+    worker: str | None = None
+    heartbeat: datetime | None = None
+    attempts: int = 0
+    result_rows: int | None = None
+    result_type: str | None = None
+    result_file: str | None = None
+    result_size: int | None = None
+    overflow: bool | None = None
+
+    @classmethod
+    def from_row(cls, row) -> "Job":
+        data = dict(row._mapping)
+        data["parameters"] = [(str(k), str(v)) for k, v in data["parameters"] or []]
+        data["files"] = list(data["files"] or [])
+        data["attempts"] = data["attempts"] or 0
+        return cls(**data)
+
+    def values(self, name: str) -> list[str]:
+        """All values of parameter ``name`` (case-insensitive), in order."""
+        low = name.lower()
+        return [v for k, v in self.parameters if k == low]
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """The last value of parameter ``name`` (case-insensitive), or ``default``."""
+        vals = self.values(name)
+        return vals[-1] if vals else default
+
+    def param_dict(self) -> dict[str, list[str]]:
+        """Parameters as name -> list of values (names lower case)."""
+        out: dict[str, list[str]] = {}
+        for k, v in self.parameters:
+            out.setdefault(k, []).append(v)
+        return out
+
+
+# -- time -----------------------------------------------------------------------------
+
+def utcnow() -> datetime:
+    """Now, as a naive UTC datetime at millisecond precision (what the table stores)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def isoformat(value: datetime | None) -> str:
+    """ISO 8601 with a Z, as UWS documents spell times ('' for None)."""
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{value.microsecond // 1000:03d}Z" if value.microsecond else "Z")
+
+
+def parse_datetime(text: str, what: str) -> datetime:
+    """Parse an ISO 8601 date-time (naive means UTC) into naive UTC; UsageFault if bad."""
+    raw = (text or "").strip()
+    try:
+        value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
+    except ValueError:
+        raise UsageFault(f"{what}={text!r} is not an ISO 8601 date-time such as "
+                         "2030-01-31T12:00:00Z") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+# -- files ----------------------------------------------------------------------------
+
+def job_dir(config: Mapping, job_id: str) -> Path:
+    """The directory of a job's files (not created here)."""
+    if not JOB_ID_RE.match(job_id):
+        raise NotFoundFault(f"there is no job {job_id!r}")
+    return Path(config["DATA_DIR"]) / "jobs" / job_id
+
+
+def _remove_files(config: Mapping, job_id: str) -> None:
+    shutil.rmtree(job_dir(config, job_id), ignore_errors=True)
+
+
+def _save_file(stream: BinaryIO, target: Path, limit: int, part: str) -> int:
+    """Copy ``stream`` to ``target`` refusing more than ``limit`` bytes."""
+    size = 0
+    with open(target, "wb") as out:
+        while True:
+            block = stream.read(1 << 20)
+            if not block:
+                return size
+            size += len(block)
+            if size > limit:
+                out.close()
+                target.unlink(missing_ok=True)
+                raise UsageFault(f"the uploaded part {part!r} is larger than the limit of "
+                                 f"{limit} bytes (UPLOAD_MAX_BYTES)")
+            out.write(block)
+
+
+def _save_files(config: Mapping, job_id: str, files: Mapping[str, BinaryIO]) -> list[str]:
+    if not files:
+        return []
+    upload_dir = job_dir(config, job_id) / "uploads"
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for name, stream in files.items():
+        if not re.match(r"^[A-Za-z0-9_.\-]{1,100}$", name):
+            raise UsageFault(f"the multipart part name {name!r} is not usable: use letters, "
+                             "digits, '_', '-' and '.' only")
+        _save_file(stream, upload_dir / name, int(config["UPLOAD_MAX_BYTES"]), name)
+        saved.append(name)
+    return saved
+
+
+# -- parameters -----------------------------------------------------------------------
+
+def _normalise(params: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(str(k).lower(), str(v)) for k, v in params]
+
+
+def _execution_duration(config: Mapping, raw: str | None) -> int:
+    limit = int(config["ASYNC_EXECUTION_DURATION"])
+    if raw is None or str(raw).strip() == "":
+        return limit
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise UsageFault(f"EXECUTIONDURATION={raw!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise UsageFault(f"EXECUTIONDURATION={raw!r} is negative")
+    # 0 means "unlimited" in UWS; this service grants at most its configured limit
+    return limit if value == 0 else min(value, limit)
+
+
+def _destruction(config: Mapping, created: datetime, raw: str | None) -> datetime:
+    latest = created + timedelta(days=float(config["ASYNC_DESTRUCTION_DAYS"]))
+    if raw is None or str(raw).strip() == "":
+        return latest
+    return min(parse_datetime(raw, "DESTRUCTION"), latest)
+
+
+def _run_id(params: Sequence[tuple[str, str]]) -> str | None:
+    values = [v for k, v in params if k == "runid"]
+    if not values:
+        return None
+    if len(values[-1]) > _MAX_RUNID:
+        raise UsageFault(f"RUNID is {len(values[-1])} characters long; at most "
+                         f"{_MAX_RUNID} are allowed")
+    return values[-1]
+
+
+# -- the store ------------------------------------------------------------------------
+
+def create_job(db, config: Mapping, params: Iterable[tuple[str, str]], *,
+               files: Mapping[str, BinaryIO] | None = None, owner: str | None = None) -> Job:
+    """Create a PENDING job (QUEUED at once if the parameters say PHASE=RUN).
+
+    Only what concerns UWS itself is checked here (RUNID, EXECUTIONDURATION,
+    DESTRUCTION, PHASE, the size of uploaded parts); problems of the query are
+    reported when the job runs, as TAP asks.
+    """
+    params = _normalise(params)
+    control = {k: v for k, v in params if k in _CONTROL}
+    phase_req = control.get("phase", "").strip().upper()
+    if phase_req not in ("", "RUN"):
+        raise UsageFault(f"PHASE={control['phase']!r} cannot be given when creating a job "
+                         "(only PHASE=RUN)")
+    query_params = [(k, v) for k, v in params if k not in _CONTROL]
+    now = utcnow()
+    job_id = secrets.token_hex(10)
+    row = {
+        "job_id": job_id,
+        "run_id": _run_id(query_params),
+        "owner": owner,
+        "phase": QUEUED if phase_req == "RUN" else PENDING,
+        "parameters": [list(p) for p in query_params],
+        "files": [],
+        "creation_time": now,
+        "execution_duration": _execution_duration(config, control.get("executionduration")),
+        "destruction": _destruction(config, now, control.get("destruction")),
+        "attempts": 0,
+    }
+    try:
+        row["files"] = _save_files(config, job_id, files or {})
+        with db.engine.begin() as conn:
+            conn.execute(uws_jobs.insert().values(**row))
+    except BaseException:
+        _remove_files(config, job_id)
+        raise
+    return get_job(db, job_id)
+
+
+def get_job(db, job_id: str) -> Job:
+    """The job ``job_id``; NotFoundFault if there is none (or it was deleted)."""
+    if not JOB_ID_RE.match(job_id or ""):
+        raise NotFoundFault(f"there is no job {job_id!r}")
+    with db.engine.connect() as conn:
+        row = conn.execute(sa.select(uws_jobs).where(uws_jobs.c.job_id == job_id)).first()
+    if row is None:
+        raise NotFoundFault(f"there is no job {job_id!r}; it may have been deleted or "
+                            "destroyed")
+    return Job.from_row(row)
+
+
+def list_jobs(db, *, phases: Sequence[str] = (), after: datetime | None = None,
+              last: int | None = None, limit: int = 1000) -> list[Job]:
+    """Jobs for the job list, most recent first (UWS 1.1 PHASE, AFTER and LAST filters).
+
+    ``limit`` caps an unfiltered list so that it stays cheap to produce.
+    """
+    for p in phases:
+        if p not in ALL_PHASES:
+            raise UsageFault(f"PHASE={p!r} is not a UWS phase; use one of "
+                             + ", ".join(ALL_PHASES))
+    cols = [uws_jobs.c[n] for n in ("job_id", "run_id", "owner", "phase", "creation_time")]
+    stmt = sa.select(*cols).order_by(uws_jobs.c.creation_time.desc(), uws_jobs.c.job_id)
+    if phases:
+        stmt = stmt.where(uws_jobs.c.phase.in_(list(phases)))
+    if after is not None:
+        stmt = stmt.where(uws_jobs.c.creation_time > after)
+    n = limit if last is None else min(last, limit)
+    stmt = stmt.limit(n)
+    with db.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [Job(job_id=r.job_id, phase=r.phase, parameters=[], run_id=r.run_id,
+                owner=r.owner, creation_time=r.creation_time, execution_duration=0,
+                destruction=r.creation_time) for r in rows]
+
+
+def _update(conn, job_id: str, where=None, **values) -> int:
+    stmt = uws_jobs.update().where(uws_jobs.c.job_id == job_id)
+    if where is not None:
+        stmt = stmt.where(where)
+    return conn.execute(stmt.values(**values)).rowcount
+
+
+def update_parameters(db, config: Mapping, job_id: str, params: Iterable[tuple[str, str]],
+                      files: Mapping[str, BinaryIO] | None = None) -> Job:
+    """Set parameters of a PENDING job: a name given replaces its earlier values,
+    except UPLOAD, whose values are added."""
+    params = _normalise(params)
+    job = get_job(db, job_id)
+    if job.phase != PENDING:
+        raise UsageFault(f"the parameters of job {job_id} cannot change: it is {job.phase}, "
+                         "and parameters may change only while a job is PENDING")
+    control = {k: v for k, v in params if k in _CONTROL}
+    new = [(k, v) for k, v in params if k not in _CONTROL]
+    replaced = {k for k, _ in new if k != "upload"}
+    merged = [(k, v) for k, v in job.parameters if k not in replaced] + new
+    values = {"parameters": [list(p) for p in merged], "run_id": _run_id(merged)}
+    if "executionduration" in control:
+        values["execution_duration"] = _execution_duration(config, control["executionduration"])
+    if "destruction" in control:
+        values["destruction"] = _destruction(config, job.creation_time, control["destruction"])
+    saved = _save_files(config, job_id, files or {})
+    if saved:
+        values["files"] = sorted(set(job.files) | set(saved))
+    with db.engine.begin() as conn:
+        if not _update(conn, job_id, uws_jobs.c.phase == PENDING, **values):
+            raise UsageFault(f"the parameters of job {job_id} cannot change any more: it "
+                             "left the PENDING phase meanwhile")
+    if control.get("phase", "").strip().upper() == "RUN":
+        run_job(db, job_id)
+    return get_job(db, job_id)
+
+
+def run_job(db, job_id: str) -> Job:
+    """PHASE=RUN: a PENDING (or HELD) job becomes QUEUED; other phases are left alone."""
+    with db.engine.begin() as conn:
+        _update(conn, job_id, uws_jobs.c.phase.in_([PENDING, HELD]), phase=QUEUED)
+    return get_job(db, job_id)
+
+
+def abort_job(db, job_id: str) -> Job:
+    """PHASE=ABORT: an active job becomes ABORTED (its worker notices at its next
+    heartbeat and stops); finished jobs are left alone."""
+    get_job(db, job_id)
+    with db.engine.begin() as conn:
+        _update(conn, job_id, uws_jobs.c.phase.in_(sorted(ACTIVE)), phase=ABORTED,
+                end_time=utcnow())
+    return get_job(db, job_id)
+
+
+def delete_job(db, config: Mapping, job_id: str) -> None:
+    """Delete the job and its files; NotFoundFault if there is no such job."""
+    get_job(db, job_id)
+    with db.engine.begin() as conn:
+        conn.execute(uws_jobs.delete().where(uws_jobs.c.job_id == job_id))
+    _remove_files(config, job_id)
+
+
+def set_execution_duration(db, config: Mapping, job_id: str, raw: str) -> Job:
+    """POST EXECUTIONDURATION: allowed before the job executes; capped by the config."""
+    job = get_job(db, job_id)
+    if job.phase not in (PENDING, QUEUED, HELD):
+        raise UsageFault(f"the execution duration of job {job_id} cannot change: it is "
+                         f"{job.phase}")
+    with db.engine.begin() as conn:
+        _update(conn, job_id, execution_duration=_execution_duration(config, raw))
+    return get_job(db, job_id)
+
+
+def set_destruction(db, config: Mapping, job_id: str, raw: str) -> Job:
+    """POST DESTRUCTION: any time up to the longest lifetime the service grants."""
+    job = get_job(db, job_id)
+    with db.engine.begin() as conn:
+        _update(conn, job_id, destruction=_destruction(config, job.creation_time, raw))
+    return get_job(db, job_id)
+
+
+# -- workers --------------------------------------------------------------------------
+
+def worker_identity() -> str:
+    """A worker id: ``host:pid:token`` (the token tells apart threads and restarts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process ``pid`` exists on this machine (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def claim_job(db, worker: str) -> Job | None:
+    """Take the oldest QUEUED job for ``worker``; None if there is none.
+
+    One UPDATE whose WHERE clause requires the job to be still QUEUED: if two
+    workers pick the same job, the database lets only one of them change it. On
+    PostgreSQL the candidate is chosen with FOR UPDATE SKIP LOCKED, so concurrent
+    workers take different jobs instead of queueing on one row lock.
+    """
+    queued = sa.select(uws_jobs.c.job_id).where(uws_jobs.c.phase == QUEUED)
+    for _ in range(5):
+        # a plain read first: an idle worker polling the queue never takes a write lock
+        with db.engine.connect() as conn:
+            if conn.execute(queued.limit(1)).first() is None:
+                return None
+        candidate = (queued.order_by(uws_jobs.c.creation_time, uws_jobs.c.job_id).limit(1)
+                     .with_for_update(skip_locked=True).scalar_subquery())
+        now = utcnow()
+        stmt = (uws_jobs.update()
+                .where(uws_jobs.c.job_id == candidate, uws_jobs.c.phase == QUEUED)
+                .values(phase=EXECUTING, worker=worker, start_time=now, heartbeat=now,
+                        attempts=uws_jobs.c.attempts + 1)
+                .returning(uws_jobs.c.job_id))
+        with db.engine.begin() as conn:
+            job_id = conn.execute(stmt).scalar()
+        if job_id is not None:
+            return get_job(db, job_id)
+        # another worker won the race for that job: look again
+    return None
+
+
+def heartbeat(db, job_id: str, worker: str) -> str | None:
+    """Record that ``worker`` is alive; the job's phase now, None if the job is gone
+    (or was taken from this worker)."""
+    with db.engine.begin() as conn:
+        _update(conn, job_id, sa.and_(uws_jobs.c.worker == worker,
+                                      uws_jobs.c.phase == EXECUTING), heartbeat=utcnow())
+        row = conn.execute(sa.select(uws_jobs.c.phase, uws_jobs.c.worker)
+                           .where(uws_jobs.c.job_id == job_id)).first()
+    if row is None or row.worker != worker:
+        return None
+    return row.phase
+
+
+def complete_job(db, job_id: str, worker: str, *, result_file: str, result_type: str,
+                 rows: int, overflow: bool, size: int) -> bool:
+    """EXECUTING -> COMPLETED, if ``worker`` still holds the job; False otherwise."""
+    with db.engine.begin() as conn:
+        return bool(_update(conn, job_id, sa.and_(uws_jobs.c.worker == worker,
+                                                  uws_jobs.c.phase == EXECUTING),
+                            phase=COMPLETED, end_time=utcnow(), result_file=result_file,
+                            result_type=result_type, result_rows=rows, overflow=overflow,
+                            result_size=size))
+
+
+def fail_job(db, job_id: str, worker: str | None, message: str, *,
+             error_type: str = "fatal", phase: str = ERROR) -> bool:
+    """EXECUTING -> ERROR (or ABORTED) with ``message``, if ``worker`` still holds it."""
+    cond = uws_jobs.c.phase == EXECUTING
+    if worker is not None:
+        cond = sa.and_(cond, uws_jobs.c.worker == worker)
+    with db.engine.begin() as conn:
+        return bool(_update(conn, job_id, cond, phase=phase, end_time=utcnow(),
+                            error=message, error_type=error_type))
+
+
+def _worker_dead(worker: str | None, beat: datetime | None, now: datetime,
+                 timeout: float) -> bool:
+    if beat is None or (now - beat).total_seconds() > timeout:
+        return True
+    host, _, rest = (worker or "").partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+
+
+def recover_orphans(db, config: Mapping) -> list[tuple[str, str]]:
+    """Deal with EXECUTING jobs whose worker died or that ran out of time.
+
+    A worker is dead when its heartbeat is older than ASYNC_HEARTBEAT_TIMEOUT or,
+    on this machine, when its process no longer exists. Its job goes back to the
+    queue if it has been tried fewer than ASYNC_MAX_ATTEMPTS times, else it ends
+    in ERROR. A job running longer than its execution duration (plus a grace of
+    one heartbeat timeout) ends in ERROR even if its worker lives: the worker's
+    later attempts to finish it are refused. Returns (job_id, new phase) pairs.
+    """
+    now = utcnow()
+    timeout = float(config["ASYNC_HEARTBEAT_TIMEOUT"])
+    max_attempts = int(config["ASYNC_MAX_ATTEMPTS"])
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.select(uws_jobs.c.job_id, uws_jobs.c.worker,
+                                      uws_jobs.c.heartbeat, uws_jobs.c.start_time,
+                                      uws_jobs.c.execution_duration, uws_jobs.c.attempts)
+                            .where(uws_jobs.c.phase == EXECUTING)).all()
+    changed = []
+    for r in rows:
+        held = sa.and_(uws_jobs.c.phase == EXECUTING, uws_jobs.c.worker == r.worker)
+        overdue = (r.start_time is not None and (now - r.start_time).total_seconds()
+                   > r.execution_duration + timeout)
+        if overdue:
+            message = (f"the job ran longer than its execution duration of "
+                       f"{r.execution_duration} s and was stopped")
+            with db.engine.begin() as conn:
+                if _update(conn, r.job_id, held, phase=ERROR, end_time=now, error=message,
+                           error_type="fatal"):
+                    changed.append((r.job_id, ERROR))
+            continue
+        if not _worker_dead(r.worker, r.heartbeat, now, timeout):
+            continue
+        with db.engine.begin() as conn:
+            if (r.attempts or 0) < max_attempts:
+                n = _update(conn, r.job_id, held, phase=QUEUED, worker=None, heartbeat=None,
+                            start_time=None)
+                new = QUEUED
+            else:
+                n = _update(conn, r.job_id, held, phase=ERROR, end_time=now,
+                            error_type="transient",
+                            error=f"the worker executing this job stopped unexpectedly "
+                                  f"({r.attempts} attempts); submit the job again, and "
+                                  "if it fails again, simplify the query")
+                new = ERROR
+        if n:
+            changed.append((r.job_id, new))
+    return changed
+
+
+def destroy_expired(db, config: Mapping) -> list[str]:
+    """Delete the jobs whose destruction time has passed, with their files."""
+    now = utcnow()
+    with db.engine.connect() as conn:
+        ids = conn.execute(sa.select(uws_jobs.c.job_id)
+                           .where(uws_jobs.c.destruction <= now)).scalars().all()
+    gone = []
+    for job_id in ids:
+        with db.engine.begin() as conn:
+            n = conn.execute(uws_jobs.delete().where(uws_jobs.c.job_id == job_id,
+                                                     uws_jobs.c.destruction <= now)).rowcount
+        if n:
+            _remove_files(config, job_id)
+            gone.append(job_id)
+    return gone

@@ -1,0 +1,122 @@
+"""The ``extras-archive ingest`` group and the ``extras-archive demo`` command."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from archive.cli import Context, pass_context
+
+from .errors import IngestError
+
+__all__ = ["register", "ingest_group", "demo_command"]
+
+
+class _Progress:
+    """A click progress bar on stderr, opened when the total is known."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __call__(self, done: int, total: int):
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.group("ingest")
+def ingest_group():
+    """Load catalogues and product files into the archive."""
+
+
+@ingest_group.command("catalogue")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--catalogue", "catalogue", required=True,
+              help="Target table: aperiodic, transients, periodic, longterm, "
+                   "longterm_points or classification.")
+@click.option("--format", "fmt", type=click.Choice(["fits", "votable", "csv"]), default=None,
+              help="Input format (default: from the extension, else the content).")
+@pass_context
+def catalogue_command(ctx: Context, file, catalogue, fmt):
+    """Validate FILE (FITS, VOTable or CSV) and load it into a catalogue, all or nothing."""
+    from .catalogue import ingest_catalogue, resolve_catalogue
+    progress = _Progress(f"loading {catalogue}")
+    try:
+        resolve_catalogue(catalogue)
+        report = ingest_catalogue(ctx.db.engine, file, catalogue, progress=progress, fmt=fmt)
+    except IngestError as exc:
+        progress.close()
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+        ctx.db.dispose()
+    click.echo(report.summary())
+
+
+@ingest_group.command("products")
+@click.argument("directory", type=click.Path(file_okay=False), required=False)
+@click.option("--no-previews", is_flag=True, help="Do not draw PNG quick-looks.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes for checksums and quick-looks (default: all cores).")
+@pass_context
+def products_command(ctx: Context, directory, no_previews, workers):
+    """Register the product files under DIRECTORY (default: PRODUCTS_DIR)."""
+    from .products import ingest_products
+    try:
+        report = ingest_products(ctx.db.engine, ctx.config, directory,
+                                 previews=not no_previews, workers=workers)
+    except IngestError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        ctx.db.dispose()
+    click.echo(report.summary())
+
+
+@click.command("demo")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Data directory of the demo archive (same as the group's option).")
+@click.option("--rows", type=click.IntRange(min=100), default=20000, show_default=True,
+              help="Rows of the aperiodic catalogue.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes for products and quick-looks (default: all cores).")
+@click.option("--no-products", is_flag=True, help="Catalogues only.")
+@click.option("--no-previews", is_flag=True, help="Products without PNG quick-looks.")
+@pass_context
+def demo_command(ctx: Context, data_dir, rows, seed, workers, no_products, no_previews):
+    """Build the deterministic demo archive (replaces any archive in the data directory)."""
+    from .demo import build_demo
+    if data_dir:
+        overrides = dict(ctx.overrides)
+        overrides["DATA_DIR"] = data_dir
+        ctx = Context(overrides)
+    config = ctx.config
+    click.echo(f"building the demo archive in {config['DATA_DIR']} ({rows} rows)", err=True)
+    try:
+        summary = build_demo(config, rows=rows, seed=seed, workers=workers,
+                             products=not no_products, previews=not no_previews)
+    except IngestError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, count in summary["rows"].items():
+        click.echo(f"{name}: {count} rows")
+    click.echo(f"product files: {summary['product_files']} "
+               f"(quick-looks drawn: {summary['previews']})")
+    click.echo(f"injected flares: {summary['flares']}, eclipses: {summary['eclipses']}")
+    click.echo(f"database: {config['DATABASE_URL']}")
+    click.echo(f"done in {summary['seconds']:.1f} s")
+
+
+def register(cli: click.Group) -> None:
+    """Attach ``ingest`` and ``demo`` to the ``extras-archive`` group."""
+    if "ingest" not in cli.commands:
+        cli.add_command(ingest_group)
+    if "demo" not in cli.commands:
+        cli.add_command(demo_command)

@@ -1,0 +1,366 @@
+"""Validation of an input table against the data model, vectorised over columns.
+
+:func:`prepare` maps the input columns to the data-model columns (``Column.input_names``,
+case-insensitive), converts each to its data-model type, checks required values,
+NaN and infinities, ranges (``Column.minimum``/``maximum``), duplicate keys, builds the
+id column from ``Table.id_template`` when the file lacks it, and adds the spatial index
+columns of positional tables. Every check is a numpy operation on a whole column;
+Python loops over rows run only to describe an error that has been found.
+"""
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import datamodel
+from archive import sky
+
+from .errors import IngestError
+
+__all__ = ["Prepared", "prepare", "MAX_REPORTED"]
+
+#: How many offending rows an error message lists at most.
+MAX_REPORTED = 5
+
+_INT_RANGES = {"short": (-2**15, 2**15 - 1), "int": (-2**31, 2**31 - 1),
+               "long": (-2**63, 2**63 - 1)}
+_INT_DTYPES = {"short": np.int16, "int": np.int32, "long": np.int64}
+_FLOAT_DTYPES = {"float": np.float32, "double": np.float64}
+_TRUE = {"1", "t", "true", "y", "yes"}
+_FALSE = {"0", "f", "false", "n", "no"}
+
+
+@dataclass
+class Prepared:
+    """Validated columns ready for loading: values and null masks, in load order."""
+
+    table: datamodel.Table
+    nrows: int
+    names: list[str] = field(default_factory=list)        # database column names
+    values: list[np.ndarray] = field(default_factory=list)
+    nulls: list[np.ndarray | None] = field(default_factory=list)   # None: no nulls
+    ignored: list[str] = field(default_factory=list)      # input columns not in the model
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[self.names.index(name)]
+
+    def rows(self, start: int, stop: int) -> list[tuple]:
+        """Rows ``start:stop`` as tuples of Python values (None for NULL)."""
+        cols = []
+        for vals, null in zip(self.values, self.nulls):
+            part = vals[start:stop]
+            if null is not None and null[start:stop].any():
+                part = part.astype(object)
+                part[null[start:stop]] = None
+            cols.append(part.tolist())
+        return list(zip(*cols))
+
+
+class _Problems:
+    """Collects (row index, column, message) and raises one IngestError."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.items: list[tuple[int, str, str]] = []
+        self.flagged: dict[str, np.ndarray] = {}     # per column: rows already reported
+
+    def add_rows(self, bad: np.ndarray, column: str, describe):
+        if column in self.flagged:
+            bad = bad & ~self.flagged[column]
+            self.flagged[column] |= bad
+        else:
+            self.flagged[column] = np.array(bad, dtype=bool, copy=True)
+        idx = np.flatnonzero(bad)
+        for i in idx[:MAX_REPORTED]:
+            self.items.append((int(i), column, describe(int(i))))
+        if len(idx) > MAX_REPORTED:
+            self.items.append((int(idx[MAX_REPORTED]), column,
+                               f"... and {len(idx) - MAX_REPORTED} more rows with this problem"))
+
+    def raise_if_any(self):
+        if not self.items:
+            return
+        self.items.sort(key=lambda item: item[0])
+        lines = [f"{self.filename}: row {i + 1}, column {col}: {msg}"
+                 for i, col, msg in self.items[:MAX_REPORTED * 2]]
+        more = len(self.items) - len(lines)
+        head = f"{self.filename}: {len(self.items)} invalid value(s); nothing was ingested"
+        text = "\n".join([head, *lines] + ([f"({more} more not shown)"] if more > 0 else []))
+        raise IngestError(text)
+
+
+def _show(value) -> str:
+    """repr of a cell value without numpy's type wrappers."""
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _plain(value) -> str:
+    return str(value.item() if hasattr(value, "item") else value)
+
+
+def _as_array(col) -> tuple[np.ndarray, np.ndarray]:
+    """Plain ndarray and mask (True = missing) of an astropy column."""
+    mask = np.ma.getmaskarray(col) if np.ma.isMaskedArray(col) or hasattr(col, "mask") \
+        else np.zeros(len(col), dtype=bool)
+    data = np.asarray(col.data if hasattr(col, "data") else col)
+    if np.ma.isMaskedArray(data):
+        data = data.data
+    if data.ndim != 1:
+        raise ValueError("multidimensional")
+    return data, np.asarray(mask, dtype=bool).copy()
+
+
+def _text(data: np.ndarray) -> np.ndarray:
+    """Text values of a string or object array, stripped ('U' dtype)."""
+    if data.dtype.kind == "S":
+        try:
+            data = data.astype(f"U{max(1, data.dtype.itemsize)}")   # fast path: ASCII
+        except UnicodeDecodeError:
+            data = np.char.decode(data, "utf-8", errors="replace")
+    if data.dtype.kind == "O":
+        data = np.array(["" if v is None else str(v) for v in data.tolist()], dtype=str)
+    return np.strings.strip(data.astype(str))
+
+
+def _parse_failures(text: np.ndarray, ok_mask: np.ndarray, parse) -> np.ndarray:
+    """Element-wise fallback (only after a vectorised parse failed): bad positions."""
+    bad = np.zeros(len(text), dtype=bool)
+    for i in np.flatnonzero(~ok_mask):
+        try:
+            parse(text[i])
+        except (ValueError, OverflowError):
+            bad[i] = True
+    return bad
+
+
+def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems):
+    """Convert one input column to the data-model type: (values, null mask)."""
+    kind = data.dtype.kind
+    n = len(data)
+    dt = col.datatype
+    if dt == "char":
+        if kind in "USO":
+            values = _text(data)
+        elif kind == "b":
+            values = np.where(data, "T", "F")
+        else:
+            values = data.astype(str)
+        mask = mask | (values == "")
+        return values, mask
+
+    if kind in "USO":                      # text input (CSV, or strings in FITS/VOTable)
+        text = _text(data)
+        mask = mask | (text == "")
+        fill = {"boolean": "0", "float": "0", "double": "0"}.get(dt, "0")
+        text = np.where(mask, fill, text)
+        if dt == "boolean":
+            low = np.strings.lower(text)
+            is_true = np.isin(low, list(_TRUE))
+            bad = ~(is_true | np.isin(low, list(_FALSE))) & ~mask
+            problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not a boolean "
+                                                    "(expected true/false, 1/0, T/F)")
+            return is_true, mask
+        if dt in _INT_DTYPES:
+            try:
+                parsed = text.astype(np.int64)
+            except (ValueError, OverflowError):
+                bad = _parse_failures(text, mask, int)
+                problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not an integer "
+                                                        f"({dt} expected)")
+                parsed = np.where(bad, "0", text).astype(np.int64)
+            data, kind = parsed, "i"
+        else:
+            try:
+                parsed = text.astype(np.float64)
+            except (ValueError, OverflowError):
+                bad = _parse_failures(text, mask, float)
+                problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not a number "
+                                                        f"({dt} expected)")
+                parsed = np.where(bad, "0", text).astype(np.float64)
+            data, kind = parsed, "f"
+
+    if dt == "boolean":
+        if kind == "b":
+            return data.astype(bool), mask
+        if kind in "iu":
+            bad = ~np.isin(data, (0, 1)) & ~mask
+            problems.add_rows(bad, label, lambda i: f"{_plain(data[i])} is not a boolean (0 or 1)")
+            return data == 1, mask
+        problems.add_rows(~mask, label, lambda i: f"{_show(data[i])} is not a boolean "
+                                                  f"(input type {data.dtype})")
+        return np.zeros(n, dtype=bool), mask
+
+    if kind not in "biuf":
+        problems.add_rows(~mask, label, lambda i: f"{_show(data[i])} is not a number "
+                                                  f"({dt} expected, input type {data.dtype})")
+        return np.zeros(n, dtype=np.float64), mask
+
+    if dt in _INT_DTYPES:
+        if kind == "f":
+            nan = np.isnan(data)
+            mask = mask | nan
+            good = ~mask
+            bad = good & ((~np.isfinite(data)) | (data != np.round(data)))
+            problems.add_rows(bad, label, lambda i: f"{_show(data[i])} is not an integer "
+                                                    f"({dt} expected)")
+            data = np.where(good & ~bad, data, 0)
+        lo, hi = _INT_RANGES[dt]
+        too_big = ~mask & ((data < lo) | (data > hi))
+        problems.add_rows(too_big, label, lambda i: f"{_plain(data[i])} does not fit a {dt} integer")
+        values = np.where(too_big | mask, 0, data).astype(_INT_DTYPES[dt])
+        return values, mask
+
+    values = data.astype(_FLOAT_DTYPES[dt])
+    nan = np.isnan(values)
+    if col.required or col.role in ("ra", "dec"):
+        problems.add_rows(nan & ~mask, label, lambda i: "NaN is not allowed here")
+    mask = mask | nan
+    inf = np.isinf(values) & ~mask
+    problems.add_rows(inf, label, lambda i: f"{_plain(values[i])} is not a finite number")
+    return values, mask
+
+
+def _check_range(values, mask, col: datamodel.Column, label, problems):
+    if col.datatype not in ("short", "int", "long", "float", "double"):
+        return
+    good = ~mask
+    if col.minimum is not None:
+        bad = good & (values < col.minimum)
+        problems.add_rows(bad, label, lambda i: f"{_plain(values[i])} is below the minimum "
+                                                f"{col.minimum:g}")
+    if col.maximum is not None:
+        if col.maximum_exclusive:
+            bad = good & (values >= col.maximum)
+            rel = "at or above the (exclusive) maximum"
+        else:
+            bad = good & (values > col.maximum)
+            rel = "above the maximum"
+        problems.add_rows(bad, label, lambda i: f"{_plain(values[i])} is {rel} {col.maximum:g}")
+
+
+def _ints_as_text(values: np.ndarray) -> np.ndarray:
+    # str() through Python ints is several times faster than numpy's astype(str) here
+    return np.array(list(map(str, values.tolist())), dtype=str)
+
+
+def build_id(template: str, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Values of an id column from ``template`` (str.format fields), vectorised."""
+    result = None
+    for literal, fname, _spec, _conv in string.Formatter().parse(template):
+        parts = []
+        if literal:
+            parts.append(np.array(literal))
+        if fname is not None:
+            vals = columns[fname]
+            parts.append(_ints_as_text(vals) if vals.dtype.kind in "iu" else vals.astype(str))
+        for p in parts:
+            result = p if result is None else np.strings.add(result, p)
+    return result
+
+
+def _duplicates(prep_cols: dict[str, np.ndarray], key: tuple[str, ...], nrows: int):
+    """Indices (first, second) of rows with equal keys, or an empty list."""
+    if nrows < 2:
+        return [], 0
+    if len(key) == 1:
+        k = prep_cols[key[0]]
+        order = np.argsort(k, kind="stable")
+        ks = k[order]
+        same = ks[1:] == ks[:-1]
+    else:
+        order = np.lexsort([prep_cols[c] for c in reversed(key)])
+        same = np.ones(nrows - 1, dtype=bool)
+        for c in key:
+            ks = prep_cols[c][order]
+            same &= ks[1:] == ks[:-1]
+    pos = np.flatnonzero(same)
+    return [(int(min(order[p], order[p + 1])), int(max(order[p], order[p + 1])))
+            for p in pos[:MAX_REPORTED]], int(len(pos))
+
+
+def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
+    """Validate the astropy table ``data`` as rows of ``table``; raise IngestError.
+
+    The returned columns are in the order of the data model followed, for
+    positional tables, by ``_hpx, _x, _y, _z``.
+    """
+    nrows = len(data)
+    by_upper: dict[str, str] = {}
+    for name in data.colnames:
+        up = name.strip().upper()
+        if up in by_upper:
+            raise IngestError(f"{filename}: column {name} appears twice "
+                              "(column names are case-insensitive)")
+        by_upper[up] = name
+    problems = _Problems(filename)
+    prep = Prepared(table=table, nrows=nrows)
+    used: set[str] = set()
+    values: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    missing = []
+    for col in table.columns:
+        source = next((by_upper[n] for n in col.input_names if n in by_upper), None)
+        if source is None:
+            if col.required and not (col.role == "id" and table.id_template):
+                missing.append(col)
+            continue
+        used.add(source)
+        label = source if source.lower() == col.name else f"{source} ({col.name})"
+        try:
+            raw, mask = _as_array(data[source])
+        except ValueError:
+            raise IngestError(f"{filename}: column {source}: multidimensional values "
+                              f"cannot be stored in {col.name}") from None
+        vals, mask = _convert(raw, mask, col, label, problems)
+        if col.required:
+            problems.add_rows(mask, label, lambda i: "a value is required (empty or null)")
+        _check_range(vals, mask, col, label, problems)
+        if col.datatype == "char" and col.arraysize and col.arraysize.isdigit():
+            width = int(col.arraysize)
+            too_long = ~mask & (np.strings.str_len(vals) > width)
+            problems.add_rows(too_long, label,
+                              lambda i: f"{_show(vals[i])} is longer than {width} characters")
+        values[col.name], masks[col.name] = vals, mask
+    if missing:
+        names = ", ".join(" or ".join(c.input_names) for c in missing)
+        raise IngestError(f"{filename}: required column(s) missing: {names} "
+                          f"(catalogue {table.name}; the file has: {', '.join(data.colnames)})")
+    problems.raise_if_any()
+
+    id_col = table.role_column("id")
+    if id_col is not None and id_col.name not in values and table.id_template:
+        values[id_col.name] = build_id(table.id_template, values)
+        masks[id_col.name] = np.zeros(nrows, dtype=bool)
+
+    dups, ndups = _duplicates(values, table.key, nrows)
+    if dups:
+        key_text = ", ".join(table.key)
+        for first, second in dups:
+            shown = ", ".join(str(values[c][first]) for c in table.key)
+            problems.items.append((second, key_text,
+                                   f"duplicate key ({key_text}) = ({shown}), "
+                                   f"already on row {first + 1}"))
+        if ndups > len(dups):
+            problems.items.append((dups[-1][1], key_text,
+                                   f"... and {ndups - len(dups)} more duplicate keys"))
+    problems.raise_if_any()
+
+    for col in table.columns:
+        if col.name in values:
+            prep.names.append(col.name)
+            prep.values.append(values[col.name])
+            m = masks[col.name]
+            prep.nulls.append(m if m.any() else None)
+    if table.positional:
+        ra = values[table.role_column("ra").name]
+        dec = values[table.role_column("dec").name]
+        x, y, z = sky.unit_vectors(ra, dec)
+        for name, arr in (("_hpx", sky.healpix_index(ra, dec)), ("_x", x), ("_y", y),
+                          ("_z", z)):
+            prep.names.append(name)
+            prep.values.append(arr)
+            prep.nulls.append(None)
+    prep.ignored = [n for n in data.colnames if n not in used]
+    return prep

@@ -1,0 +1,331 @@
+"""Catalogue ingest: formats, mapping, validation errors, idempotence, all-or-nothing."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from archive import sky
+from archive.db import Database, catalogue_tables
+from ingest_helpers import count, file_table, run_cli, snapshot, synthetic, write
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return synthetic(400, seed=11)
+
+
+@pytest.fixture
+def aperiodic_fits(synth, tmp_path):
+    return write(file_table("aperiodic", synth.aperiodic), tmp_path / "aperiodic.fits", "fits")
+
+
+@pytest.fixture
+def loaded(empty_config, aperiodic_fits):
+    """An archive that already holds the aperiodic catalogue."""
+    result = run_cli(empty_config, "ingest", "catalogue", str(aperiodic_fits),
+                     "--catalogue", "aperiodic")
+    assert result.exit_code == 0, result.output
+    return empty_config
+
+
+def _rows(config, table, *cols, where=None):
+    db = Database(config["DATABASE_URL"])
+    try:
+        t = catalogue_tables[table]
+        stmt = sa.select(*[t.c[c] for c in cols])
+        if where is not None:
+            stmt = stmt.where(where(t))
+        with db.engine.connect() as conn:
+            return conn.execute(stmt).all()
+    finally:
+        db.dispose()
+
+
+def _bad_input(config, path, catalogue="aperiodic"):
+    """Ingest ``path``, expecting failure with the database unchanged; the message."""
+    before = {t: snapshot(config, t) for t in ("aperiodic", "transients", "classification")}
+    result = run_cli(config, "ingest", "catalogue", str(path), "--catalogue", catalogue)
+    assert result.exit_code != 0
+    after = {t: snapshot(config, t) for t in before}
+    assert after == before
+    return result.output
+
+
+# -- good input in each format ------------------------------------------------------------
+
+def test_fits_ingest_maps_columns_and_builds_index(empty_config, synth, aperiodic_fits):
+    result = run_cli(empty_config, "ingest", "catalogue", str(aperiodic_fits),
+                     "--catalogue", "aperiodic")
+    assert result.exit_code == 0, result.output
+    assert "400 rows ingested into aperiodic" in result.output
+    rows = _rows(empty_config, "aperiodic", "extras_id", "obs_id", "exp_id", "camera",
+                 "src_num", "ra", "dec", "_hpx", "_x", "_y", "_z", "sum_flag")
+    assert len(rows) == 400
+    ap = synth.aperiodic
+    by_id = {r.extras_id: r for r in rows}
+    for i in (0, 137, 399):
+        xid = f"{ap['obs_id'][i]}_{ap['exp_id'][i]}_{ap['camera'][i]}_{ap['src_num'][i]}"
+        r = by_id[xid]                              # id built from Table.id_template
+        assert r.obs_id == ap["obs_id"][i] and r.obs_id.startswith("0")
+        assert r.ra == pytest.approx(ap["ra"][i], abs=1e-12)
+        assert r._hpx == int(sky.healpix_index(ap["ra"][i], ap["dec"][i]))
+        x, y, z = sky.unit_vectors(ap["ra"][i], ap["dec"][i])
+        assert (r._x, r._y, r._z) == pytest.approx((float(x), float(y), float(z)))
+        assert r.sum_flag == ap["sum_flag"][i]      # read from 3XMM_SUM_FLAG
+
+
+def test_votable_ingest(empty_config, synth, tmp_path):
+    path = write(file_table("classification", synth.classification), tmp_path / "c.vot",
+                 "votable")
+    result = run_cli(empty_config, "ingest", "catalogue", str(path), "--catalogue",
+                     "classification")
+    assert result.exit_code == 0, result.output
+    rows = _rows(empty_config, "classification", "srcid", "src_class", "class_prob")
+    assert len(rows) == len(synth.classification["srcid"])
+    want = dict(zip(synth.classification["srcid"].tolist(),
+                    synth.classification["src_class"].tolist()))
+    assert {r.srcid: r.src_class for r in rows} == want     # CLASS -> src_class
+
+
+def test_csv_ingest_keeps_leading_zeros(empty_config, synth, tmp_path):
+    path = write(file_table("aperiodic", synth.aperiodic)[:50], tmp_path / "a.csv", "csv")
+    assert path.read_text().splitlines()[1].startswith("0")
+    result = run_cli(empty_config, "ingest", "catalogue", str(path), "--catalogue",
+                     "aperiodic")
+    assert result.exit_code == 0, result.output
+    rows = _rows(empty_config, "aperiodic", "obs_id", "extras_id", "ub_lc500_co_pval")
+    assert len(rows) == 50
+    assert {r.obs_id for r in rows} == set(synth.aperiodic["obs_id"][:50].tolist())
+    assert all(r.extras_id.startswith(r.obs_id + "_") for r in rows)
+
+
+def test_csv_transients_and_lowercase_names(empty_config, synth, tmp_path):
+    table = file_table("transients", synth.transients)
+    table.rename_columns(table.colnames, [n.lower() for n in table.colnames])
+    path = write(table, tmp_path / "t.csv", "csv")
+    result = run_cli(empty_config, "ingest", "catalogue", str(path), "--catalogue",
+                     "transients")
+    assert result.exit_code == 0, result.output
+    assert count(empty_config, "transients") == len(synth.transients["name"])
+
+
+def test_format_from_content_without_extension(empty_config, synth, tmp_path):
+    path = write(file_table("classification", synth.classification), tmp_path / "c.vot",
+                 "votable")
+    plain = tmp_path / "classification_dump"
+    plain.write_bytes(path.read_bytes())
+    result = run_cli(empty_config, "ingest", "catalogue", str(plain), "--catalogue",
+                     "classification")
+    assert result.exit_code == 0, result.output
+    assert "(votable;" in result.output
+
+
+# -- idempotence and all-or-nothing ----------------------------------------------------------
+
+def test_ingest_twice_gives_the_same_state(loaded, aperiodic_fits):
+    first = snapshot(loaded)
+    result = run_cli(loaded, "ingest", "catalogue", str(aperiodic_fits), "--catalogue",
+                     "aperiodic")
+    assert result.exit_code == 0, result.output
+    assert "400 existing rows replaced" in result.output
+    assert snapshot(loaded) == first
+    assert count(loaded, "aperiodic") == 400
+
+
+def test_reingest_replaces_changed_rows_without_duplicates(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)[:10]
+    table["UB_LC500_CO_PVAL"][:] = 0.5
+    path = write(table, tmp_path / "update.fits", "fits")
+    result = run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
+    assert result.exit_code == 0, result.output
+    assert count(loaded, "aperiodic") == 400
+    first = synth.aperiodic
+    xid = f"{first['obs_id'][0]}_{first['exp_id'][0]}_{first['camera'][0]}_{first['src_num'][0]}"
+    (row,) = _rows(loaded, "aperiodic", "ub_lc500_co_pval",
+                   where=lambda t: t.c.extras_id == xid)
+    assert row.ub_lc500_co_pval == pytest.approx(0.5)
+
+
+def test_bad_row_5000_after_4999_good_leaves_previous_state(loaded, tmp_path):
+    big = synthetic(5000, seed=3)
+    table = file_table("aperiodic", big.aperiodic)
+    table["DEC"][4999] = 91.5
+    path = write(table, tmp_path / "big.fits", "fits")
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 5000, column DEC: 91.5 is above the maximum 90" in out
+    assert count(loaded, "aperiodic") == 400
+
+
+def test_database_failure_mid_load_rolls_back(loaded, monkeypatch, tmp_path):
+    """A failure after some chunks were inserted (and indexes dropped) undoes everything."""
+    from ingest import load as load_module
+    big = synthetic(3000, seed=5)
+    path = write(file_table("aperiodic", big.aperiodic), tmp_path / "big.fits", "fits")
+    monkeypatch.setattr(load_module, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(load_module, "REBUILD_MIN_ROWS", 1000)
+    calls = {"n": 0}
+    original = load_module._Session.insert_rows
+
+    def failing(self, table, names, rows):
+        if table.name == "aperiodic":
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise RuntimeError("disk full (simulated)")
+        return original(self, table, names, rows)
+
+    monkeypatch.setattr(load_module._Session, "insert_rows", failing)
+    before = snapshot(loaded)
+    with pytest.raises(RuntimeError, match="simulated"):
+        run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
+    assert calls["n"] == 4
+    assert snapshot(loaded) == before
+    # the indexes dropped for the bulk load are back
+    db = Database(loaded["DATABASE_URL"])
+    try:
+        names = {ix["name"] for ix in sa.inspect(db.engine).get_indexes("aperiodic")}
+    finally:
+        db.dispose()
+    assert {ix.name for ix in catalogue_tables["aperiodic"].indexes} <= names
+
+
+# -- bad input: each names file, row and column, and changes nothing ------------------------
+
+def test_missing_required_column(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)
+    table.remove_column("SRCID")
+    path = write(table, tmp_path / "nosrcid.fits", "fits")
+    out = _bad_input(loaded, path)
+    assert str(path) in out and "required column(s) missing: SRCID" in out
+
+
+def test_wrong_type_in_csv(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)[:20]
+    path = write(table, tmp_path / "wrong.csv", "csv")
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("SRC_NUM")
+    cells = lines[7].split(",")
+    cells[col] = "seven"
+    lines[7] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 7, column SRC_NUM: 'seven' is not an integer" in out
+
+
+def test_wrong_type_in_fits(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)[:20]
+    table["ONTIME"] = table["ONTIME"].astype(str)
+    table["ONTIME"][2] = "long"
+    path = write(table, tmp_path / "wrongtype.fits", "fits")
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 3, column ONTIME: 'long' is not a number" in out
+
+
+def test_nan_position(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)[:30]
+    table["RA"][11] = math.nan
+    path = write(table, tmp_path / "nan.fits", "fits")
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 12, column RA: NaN is not allowed here" in out
+
+
+def test_empty_required_value_in_csv(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)[:30]
+    table["DEC"] = table["DEC"].astype(object)
+    table["DEC"][4] = ""
+    path = write(table, tmp_path / "empty.csv", "csv")
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 5, column DEC: a value is required" in out
+
+
+@pytest.mark.parametrize("column, value, text", [
+    ("DEC", -90.5, "-90.5 is below the minimum -90"),
+    ("RA", 360.0, "360.0 is at or above the (exclusive) maximum 360"),
+    ("RA", -0.1, "-0.1 is below the minimum 0"),
+    ("UB_LC500_CO_PVAL", 1.5, "1.5 is above the maximum 1"),
+])
+def test_out_of_range(loaded, synth, tmp_path, column, value, text):
+    table = file_table("aperiodic", synth.aperiodic)[:30]
+    table[column][20] = value
+    path = write(table, tmp_path / "range.fits", "fits")
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 21, column {column}" in out and text in out
+
+
+def test_duplicate_keys(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)[:40]
+    for name in ("OBS_ID", "EXP_ID", "CAMERA", "SRC_NUM"):
+        table[name][30] = table[name][3]
+    path = write(table, tmp_path / "dup.fits", "fits")
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 31, column obs_id, exp_id, camera, src_num: duplicate key" in out
+    assert "already on row 4" in out
+
+
+def test_truncated_fits(loaded, aperiodic_fits, tmp_path):
+    data = aperiodic_fits.read_bytes()
+    path = tmp_path / "truncated.fits"
+    path.write_bytes(data[: len(data) // 2])
+    out = _bad_input(loaded, path)
+    assert str(path) in out and "cannot read the file as FITS" in out
+
+
+def test_unreadable_garbage(loaded, tmp_path):
+    path = tmp_path / "garbage.fits"
+    path.write_bytes(b"\x00\x01 this is not FITS" * 50)
+    out = _bad_input(loaded, path)
+    assert str(path) in out and "cannot read" in out
+
+
+def test_truncated_votable(loaded, synth, tmp_path):
+    path = write(file_table("classification", synth.classification), tmp_path / "c.vot",
+                 "votable")
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    out = _bad_input(loaded, path, "classification")
+    assert str(path) in out and "cannot read the file as VOTABLE" in out
+
+
+def test_missing_file(loaded, tmp_path):
+    out = _bad_input(loaded, tmp_path / "nowhere.fits")
+    assert "nowhere.fits: no such file" in out
+
+
+def test_unknown_catalogue(loaded, aperiodic_fits):
+    out = _bad_input(loaded, aperiodic_fits, catalogue="sources")
+    assert "unknown catalogue 'sources'" in out and "aperiodic" in out
+
+
+def test_bad_values_everywhere_are_listed_together(loaded, synth, tmp_path):
+    table = file_table("aperiodic", synth.aperiodic)[:50]
+    table["DEC"][2] = 95.0
+    table["SRC_NUM"][9] = 0
+    path = write(table, tmp_path / "multi.fits", "fits")
+    out = _bad_input(loaded, path)
+    assert "row 3, column DEC" in out and "row 10, column SRC_NUM" in out
+    assert "2 invalid value(s); nothing was ingested" in out
+
+
+# -- the real command line ------------------------------------------------------------------
+
+def test_command_line_end_to_end(empty_config, synth, tmp_path):
+    path = write(file_table("aperiodic", synth.aperiodic), tmp_path / "a.fits", "fits")
+    cmd = [sys.executable, "-c", "import sys; from archive.cli import main; sys.exit(main())",
+           "--data-dir", empty_config["DATA_DIR"], "--database-url",
+           empty_config["DATABASE_URL"], "ingest", "catalogue", str(path),
+           "--catalogue", "aperiodic"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "400 rows ingested into aperiodic" in done.stdout
+    bad = cmd[:-1] + ["nonsense"]
+    failed = subprocess.run(bad, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1
+    assert "unknown catalogue 'nonsense'" in failed.stderr
+    assert count(empty_config, "aperiodic") == 400
