@@ -31,7 +31,8 @@ EXTRAS_ARCHIVE_DATA_DIR="$data_dir" python -m gunicorn --workers 2 --threads 4 \
 gunicorn_pid=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 120); do
-    if curl -fs "$base/tap/availability" >/dev/null 2>&1; then break; fi
+    if python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+        "$base/tap/availability" >/dev/null 2>&1; then break; fi
     if ! kill -0 "$gunicorn_pid" 2>/dev/null; then cat "$workdir/gunicorn.log" >&2; exit 2; fi
     sleep 0.5
 done

@@ -34,6 +34,12 @@ class Context:
             self._db = Database(self.config["DATABASE_URL"])
         return self._db
 
+    def close(self):
+        """Dispose of the database engines, if any were made."""
+        if self._db is not None:
+            self._db.dispose()
+            self._db = None
+
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -52,6 +58,7 @@ def cli(ctx, data_dir, database_url):
     if database_url:
         overrides["DATABASE_URL"] = database_url
     ctx.obj = Context(overrides)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command("init-db")
@@ -107,4 +114,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m archive.cli``: run the imported module's main, not this __main__ copy,
+    # so that sub-commands registered from other packages share one Context class
+    from archive.cli import main as _main
+    sys.exit(_main())
