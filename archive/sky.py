@@ -298,7 +298,9 @@ def convex_polygon(vertices) -> tuple[np.ndarray, np.ndarray]:
     ra, dec = np.array(pts).T
     vec = np.column_stack(unit_vectors(ra, dec))
     nxt = np.roll(vec, -1, axis=0)
-    normals = np.cross(vec, nxt)
+    # a x (b - a) == a x b, but keeps full relative precision for short edges, where
+    # a x b would be a small difference of products of order 1
+    normals = np.cross(vec, nxt - vec)
     norms = np.linalg.norm(normals, axis=1)
     if (norms < 1e-15).any():
         i = int(np.argmax(norms < 1e-15)) + 1
@@ -314,6 +316,12 @@ def convex_polygon(vertices) -> tuple[np.ndarray, np.ndarray]:
                          "polygons are supported: split it into convex pieces")
     # a convex polygon must also wind once: each vertex inside all the other edges
     inside = vec @ normals.T
+    # an edge's own end points lie on it by construction; their computed products are
+    # rounding noise (~1e-10 for edges of a few milliarcseconds), so they are not tested
+    n = len(pts)
+    idx = np.arange(n)
+    inside[idx, idx] = 0.0
+    inside[(idx + 1) % n, idx] = 0.0
     if (inside < -1e-12).any():
         raise ShapeError("the polygon is not convex (its edges wind more than once "
                          "round the sky); only convex polygons are supported")

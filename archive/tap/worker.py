@@ -119,7 +119,9 @@ def execute_job(db, config: Mapping, job: uws.Job, worker: str,
                            else "." + fmt.extension)
         partial = folder / (name + ".part")
         size = 0
-        stream = fmt.render(result)
+        # errors="raise": a failure mid-stream closes the document and is re-raised, so
+        # the job ends in ERROR instead of COMPLETED with a truncated result
+        stream = fmt.render(result, errors="raise")
         try:
             with open(partial, "wb") as out:
                 for block in stream:
