@@ -82,7 +82,7 @@ def product_rows(synth: Synthetic, rows: int) -> np.ndarray:
     pairs, the pairs with injected events first, then others, deterministic."""
     ev = synth.events
     pairs = ev["pair"]
-    n_pairs = min(len(np.unique(pairs)), 12 + rows // 1000, MAX_PRODUCT_SOURCES)
+    n_pairs = min(len(np.unique(pairs)), 10 + rows // 2000, MAX_PRODUCT_SOURCES)
     event_pairs = np.unique(pairs[(ev["kind"] == 1) | (ev["kind"] == 2)])   # injected
     other_pairs = np.setdiff1d(np.unique(pairs), event_pairs)
     rng = np.random.default_rng(len(pairs))

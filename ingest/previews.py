@@ -25,11 +25,13 @@ class _Canvas:
         matplotlib.use("Agg")
         from matplotlib.figure import Figure
         self.fig = Figure(figsize=(6.0, 2.6), dpi=80)
-        self.ax = self.fig.add_axes((0.1, 0.2, 0.87, 0.68))
+        self.ax = self.fig.add_axes((0.12, 0.2, 0.85, 0.68))
         self.ax.tick_params(labelsize=7)
         from matplotlib.ticker import MaxNLocator
-        self.ax.xaxis.set_major_locator(MaxNLocator(5))
-        self.ax.yaxis.set_major_locator(MaxNLocator(4))
+        # text is most of the cost of a quick-look (glyph layout and rendering):
+        # few ticks, a short title
+        self.ax.xaxis.set_major_locator(MaxNLocator(4))
+        self.ax.yaxis.set_major_locator(MaxNLocator(3))
         # error bars as one polyline broken by NaNs: far cheaper than errorbar()
         (self.bars,) = self.ax.plot([], [], "-", lw=0.6, color="#9db4d3")
         (self.points,) = self.ax.plot([], [], ".", ms=3, color="#1f4e8c")
@@ -57,7 +59,8 @@ class _Canvas:
         self.ax.set_xlabel(xlabel, fontsize=8)
         self.ax.set_ylabel(ylabel, fontsize=8)
         self.title.set_text(title)
-        self.fig.savefig(png_path, format="png")
+        # fast zlib level: the PNGs are ~10 % larger, written 3x faster
+        self.fig.savefig(png_path, format="png", pil_kwargs={"compress_level": 1})
 
 
 def default_workers() -> int:
@@ -89,12 +92,10 @@ def draw_preview(fits_path: str | Path, png_path: str | Path) -> str:
             y = np.asarray(data["RATE"], dtype=float)
             y = np.concatenate([y, y[-1:]])
             steps = True
-        title = (f"{hdr.get('OBS_ID', '')} {hdr.get('INSTRUME', '')} "
-                 f"{hdr.get('EXPIDSTR', '')} src {hdr.get('SRC_NUM', '')}   "
-                 f"{Path(fits_path).name}")
+        title = Path(fits_path).name     # names OBS_ID, camera, exposure and source
     if _CANVAS is None:
         _CANVAS = _Canvas()
-    _CANVAS.draw(x, y, err, steps, f"time since TSTART = {tstart:.0f} s (ks)", ylabel,
+    _CANVAS.draw(x, y, err, steps, f"TIME - {tstart:.0f} (ks)", ylabel,
                  title, png_path)
     return str(png_path)
 

@@ -9,17 +9,18 @@ Python loops over rows run only to describe an error that has been found.
 """
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 import datamodel
 from archive import sky
 
+from .arrow import build_id, column_array, has_duplicates
 from .errors import IngestError
 
-__all__ = ["Prepared", "prepare", "MAX_REPORTED"]
+__all__ = ["Prepared", "prepare", "build_id", "MAX_REPORTED"]
 
 #: How many offending rows an error message lists at most.
 MAX_REPORTED = 5
@@ -34,28 +35,41 @@ _FALSE = {"0", "f", "false", "n", "no"}
 
 @dataclass
 class Prepared:
-    """Validated columns ready for loading: values and null masks, in load order."""
+    """Validated columns ready for loading: values and null masks, in load order.
+
+    ``values`` are numpy arrays (text as 'S' UTF-8 bytes or 'U') or, for an id
+    built from the keys, an Arrow array; ``types`` are the data-model datatypes.
+    """
 
     table: datamodel.Table
     nrows: int
     names: list[str] = field(default_factory=list)        # database column names
-    values: list[np.ndarray] = field(default_factory=list)
+    values: list = field(default_factory=list)
     nulls: list[np.ndarray | None] = field(default_factory=list)   # None: no nulls
+    types: list[str] = field(default_factory=list)        # data-model datatypes
     ignored: list[str] = field(default_factory=list)      # input columns not in the model
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str):
         return self.values[self.names.index(name)]
 
-    def rows(self, start: int, stop: int) -> list[tuple]:
-        """Rows ``start:stop`` as tuples of Python values (None for NULL)."""
-        cols = []
-        for vals, null in zip(self.values, self.nulls):
-            part = vals[start:stop]
-            if null is not None and null[start:stop].any():
-                part = part.astype(object)
-                part[null[start:stop]] = None
-            cols.append(part.tolist())
-        return list(zip(*cols))
+    def arrow(self, order: np.ndarray | None = None, release: bool = False) -> pa.Table:
+        """The rows as an Arrow table (in ``order`` if given), typed like the database.
+
+        ``release=True`` drops each numpy column once converted, so the data are
+        held about once, not twice, at the peak.
+        """
+        arrays = []
+        for i, (vals, null, dt) in enumerate(zip(self.values, self.nulls, self.types)):
+            if order is not None:
+                if isinstance(vals, (pa.Array, pa.ChunkedArray)):
+                    vals = vals.take(pa.array(order))
+                else:
+                    vals = vals[order]
+                null = None if null is None else null[order]
+            arrays.append(column_array(vals, null, dt))
+            if release:
+                self.values[i] = None
+        return pa.table(arrays, names=self.names)
 
 
 class _Problems:
@@ -91,13 +105,21 @@ class _Problems:
         raise IngestError(text)
 
 
+def _py(value):
+    """A cell as a plain Python value: numpy scalars unwrapped, bytes decoded."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return value
+
+
 def _show(value) -> str:
     """repr of a cell value without numpy's type wrappers."""
-    return repr(value.item() if hasattr(value, "item") else value)
+    return repr(_py(value))
 
 
 def _plain(value) -> str:
-    return str(value.item() if hasattr(value, "item") else value)
+    return str(_py(value))
 
 
 def _as_array(col) -> tuple[np.ndarray, np.ndarray]:
@@ -113,12 +135,14 @@ def _as_array(col) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _text(data: np.ndarray) -> np.ndarray:
-    """Text values of a string or object array, stripped ('U' dtype)."""
+    """Text values of a string or object array, stripped.
+
+    Byte strings (FITS) stay bytes ('S', UTF-8): decoding a million of them to
+    numpy unicode costs more than the whole load; they become Arrow strings
+    (UTF-8 checked) in :meth:`Prepared.arrow`. Other input becomes 'U'.
+    """
     if data.dtype.kind == "S":
-        try:
-            data = data.astype(f"U{max(1, data.dtype.itemsize)}")   # fast path: ASCII
-        except UnicodeDecodeError:
-            data = np.char.decode(data, "utf-8", errors="replace")
+        return np.strings.strip(data)
     if data.dtype.kind == "O":
         data = np.array(["" if v is None else str(v) for v in data.tolist()], dtype=str)
     return np.strings.strip(data.astype(str))
@@ -147,14 +171,15 @@ def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems)
             values = np.where(data, "T", "F")
         else:
             values = data.astype(str)
-        mask = mask | (values == "")
+        mask = mask | (np.strings.str_len(values) == 0)
         return values, mask
 
     if kind in "USO":                      # text input (CSV, or strings in FITS/VOTable)
         text = _text(data)
+        if text.dtype.kind == "S":
+            text = np.char.decode(text, "utf-8", errors="replace")
         mask = mask | (text == "")
-        fill = {"boolean": "0", "float": "0", "double": "0"}.get(dt, "0")
-        text = np.where(mask, fill, text)
+        text = np.where(mask, "0", text)
         if dt == "boolean":
             low = np.strings.lower(text)
             is_true = np.isin(low, list(_TRUE))
@@ -240,26 +265,6 @@ def _check_range(values, mask, col: datamodel.Column, label, problems):
         problems.add_rows(bad, label, lambda i: f"{_plain(values[i])} is {rel} {col.maximum:g}")
 
 
-def _ints_as_text(values: np.ndarray) -> np.ndarray:
-    # str() through Python ints is several times faster than numpy's astype(str) here
-    return np.array(list(map(str, values.tolist())), dtype=str)
-
-
-def build_id(template: str, columns: dict[str, np.ndarray]) -> np.ndarray:
-    """Values of an id column from ``template`` (str.format fields), vectorised."""
-    result = None
-    for literal, fname, _spec, _conv in string.Formatter().parse(template):
-        parts = []
-        if literal:
-            parts.append(np.array(literal))
-        if fname is not None:
-            vals = columns[fname]
-            parts.append(_ints_as_text(vals) if vals.dtype.kind in "iu" else vals.astype(str))
-        for p in parts:
-            result = p if result is None else np.strings.add(result, p)
-    return result
-
-
 def _duplicates(prep_cols: dict[str, np.ndarray], key: tuple[str, ...], nrows: int):
     """Indices (first, second) of rows with equal keys, or an empty list."""
     if nrows < 2:
@@ -320,6 +325,10 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
         if col.datatype == "char" and col.arraysize and col.arraysize.isdigit():
             width = int(col.arraysize)
             too_long = ~mask & (np.strings.str_len(vals) > width)
+            if vals.dtype.kind == "S" and too_long.any():      # bytes: count characters
+                idx = np.flatnonzero(too_long)
+                too_long[idx] = np.strings.str_len(
+                    np.char.decode(vals[idx], "utf-8", errors="replace")) > width
             problems.add_rows(too_long, label,
                               lambda i: f"{_show(vals[i])} is longer than {width} characters")
         values[col.name], masks[col.name] = vals, mask
@@ -334,7 +343,8 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
         values[id_col.name] = build_id(table.id_template, values)
         masks[id_col.name] = np.zeros(nrows, dtype=bool)
 
-    dups, ndups = _duplicates(values, table.key, nrows)
+    has_dups = has_duplicates([values[c] for c in table.key]) if nrows > 1 else False
+    dups, ndups = _duplicates(values, table.key, nrows) if has_dups else ([], 0)
     if dups:
         key_text = ", ".join(table.key)
         for first, second in dups:
@@ -350,6 +360,7 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
     for col in table.columns:
         if col.name in values:
             prep.names.append(col.name)
+            prep.types.append(col.datatype)
             prep.values.append(values[col.name])
             m = masks[col.name]
             prep.nulls.append(m if m.any() else None)
@@ -362,5 +373,6 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
             prep.names.append(name)
             prep.values.append(arr)
             prep.nulls.append(None)
+            prep.types.append("long" if name == "_hpx" else "double")
     prep.ignored = [n for n in data.colnames if n not in used]
     return prep

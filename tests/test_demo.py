@@ -74,7 +74,7 @@ def test_all_tables_filled_and_consistent(demo_archive):
     for srcid, n_obs in _select(cfg, sa.select(lt.c.srcid, lt.c.n_obs)):
         assert n_obs >= 2 and per_src[srcid] == n_obs
     assert set(per_src) <= {r[0] for r in _select(cfg, sa.select(lt.c.srcid))}
-    cams = {r[0] for r in _select(cfg, sa.select(sa.distinct(ap.c.camera)))}
+    cams = {r[0] for r in _select(cfg, sa.select(ap.c.camera).distinct())}
     assert cams == {"PN", "M1", "M2"}
     assert _select(cfg, sa.select(sa.func.count()).select_from(tr))[0][0] >= 10
 
