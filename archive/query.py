@@ -3,6 +3,12 @@
 It runs a bound SQLAlchemy statement on the read-only engine under a time limit,
 fetches at most ``maxrec + 1`` rows to know about overflow, and yields rows in
 chunks so that callers can stream results of any size with flat memory.
+
+Services that run the same query shape over and over with new values (cone
+search) wrap a statement built with ``bindparam()``s in a ``PreparedStatement``:
+it is compiled by SQLAlchemy once per dialect, and each execution only binds
+the values and runs the SQL text on the DBAPI cursor (no statement building,
+cache-key generation or result-metadata work per request).
 """
 from __future__ import annotations
 
@@ -17,9 +23,8 @@ from sqlalchemy.engine import Engine
 
 from .errors import FatalFault, QueryTimeout, UsageFault
 
-__all__ = ["ResultColumn", "QueryResult", "execute", "interrupt", "sqlite_authorizer",
-           "columns_from_model",
-           "CHUNK_ROWS"]
+__all__ = ["ResultColumn", "QueryResult", "PreparedStatement", "execute", "interrupt",
+           "sqlite_authorizer", "columns_from_model", "CHUNK_ROWS"]
 
 CHUNK_ROWS = 10000
 
@@ -62,9 +67,119 @@ class QueryResult:
     row_count: int = 0
     infos: list[tuple[str, str, str]] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
+    #: columnar results (``archive.columnar``): a one-shot iterator of Arrow record
+    #: batches; ``chunks()`` then converts them to row tuples for callers that want rows
+    _batches: Iterator | None = field(default=None, repr=False)
+
+    @property
+    def columnar(self) -> bool:
+        """True if ``batches()`` is available (the writers prefer it to ``chunks()``)."""
+        return self._batches is not None
+
+    def batches(self) -> Iterator:
+        """The rows as pyarrow RecordBatches (columnar results only)."""
+        if self._batches is None:
+            raise TypeError("this result is not columnar; use chunks()")
+        return self._batches
 
     def chunks(self) -> Iterator[list[tuple]]:
+        if self._batches is not None:
+            return _rows_of(self._batches, self.columns)
         return self._chunks
+
+
+def _rows_of(batches, columns) -> Iterator[list[tuple]]:
+    """Row tuples of Arrow batches, with the Python types the row path gives
+    (booleans as bool, nulls as None)."""
+    import pyarrow.compute as pc
+    try:
+        for batch in batches:
+            values = []
+            for array, col in zip(batch.columns, columns):
+                if col.datatype == "boolean":
+                    array = pc.not_equal(array, 0)
+                values.append(array.to_pylist())
+            yield list(zip(*values))
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+#: Name of the bound LIMIT a PreparedStatement gets for ``maxrec``.
+LIMIT_PARAM = "_maxrec_limit"
+#: PostgreSQL: a prepared statement whose LIMIT allows more rows than this is read
+#: through a server-side cursor (flat memory); smaller ones with a plain cursor.
+_PG_CLIENT_CURSOR_ROWS = 100000
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    positions: tuple[str, ...] | None    # positional paramstyles: bind names in order
+    defaults: dict                        # values of the binds that carry one (literals)
+    required: frozenset                   # binds the caller must give
+    processors: tuple                     # (name, bind processor) for types that need one
+
+
+class PreparedStatement:
+    """A statement with ``bindparam()`` placeholders, compiled once per dialect.
+
+    ``execute(engine, prepared, columns, params={name: value}, ...)`` runs it with
+    new values: SQLAlchemy builds and compiles the SQL once (so the SQL still comes
+    from SQLAlchemy and every value stays a bound parameter), and each execution
+    only binds the values and runs the SQL text on the DBAPI cursor. ``maxrec``
+    becomes a bound LIMIT, so the statement itself must have none. Rows come as
+    the DBAPI returns them, without SQLAlchemy's result processing (SQLite gives
+    booleans as 0/1, for example), which the format writers handle since they
+    convert values by the declared datatype. Not for statements that need
+    per-execution rendering (expanding IN lists, ``literal_execute``).
+    """
+
+    def __init__(self, stmt):
+        if getattr(stmt, "_limit_clause", None) is not None:
+            raise ValueError("a PreparedStatement gets its LIMIT from maxrec; "
+                             "the statement must not have one")
+        self.statement = stmt
+        self._compiled: dict[tuple[str, bool], _Compiled] = {}
+
+    def compiled(self, dialect, limited: bool) -> _Compiled:
+        """The SQL text and parameter plan for ``dialect`` (cached)."""
+        key = (dialect.name, limited)
+        found = self._compiled.get(key)
+        if found is None:
+            stmt = self.statement
+            if limited:
+                stmt = stmt.limit(sa.bindparam(LIMIT_PARAM, type_=sa.Integer))
+            compiled = stmt.compile(dialect=dialect)
+            names = compiled.params                   # every bind name -> value or None
+            binds = {name: compiled.binds[name] for name in names}
+            processors = []
+            for name, bind in binds.items():
+                proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if proc is not None:
+                    processors.append((name, proc))
+            positions = compiled.positiontup
+            found = _Compiled(
+                compiled.string, tuple(positions) if positions is not None else None,
+                {n: v for n, v in names.items() if not binds[n].required},
+                frozenset(n for n, b in binds.items() if b.required), tuple(processors))
+            self._compiled[key] = found
+        return found
+
+    def parameters(self, dialect, limited: bool, params: dict):
+        """(SQL text, DBAPI parameters) for one execution with ``params``."""
+        compiled = self.compiled(dialect, limited)
+        missing = compiled.required.difference(params)
+        if missing:
+            raise FatalFault(f"prepared statement run without a value for "
+                             f"{', '.join(sorted(missing))}")
+        values = {**compiled.defaults, **params}
+        for name, proc in compiled.processors:
+            values[name] = proc(values[name])
+        if compiled.positions is not None:
+            return compiled.sql, tuple([values[n] for n in compiled.positions])
+        return compiled.sql, values
 
 
 # -- SQLite read-only enforcement -------------------------------------------------------
@@ -119,7 +234,9 @@ def interrupt(thread_id: int) -> bool:
         return False
     dialect, raw = entry
     try:
-        if dialect == "sqlite":
+        if dialect == "columnar":
+            raw.interrupt()
+        elif dialect == "sqlite":
             raw.interrupt()
         elif dialect == "postgresql":
             raw.cancel()
@@ -128,27 +245,162 @@ def interrupt(thread_id: int) -> bool:
     return True
 
 
+class _Budget:
+    """The time limit of one query, spent only while the database works.
+
+    A synchronous result streams for as long as the client takes to read it; the
+    limit bounds the database's work (executing and fetching), not the download.
+    ``pause()`` after each fetch stops the clock, ``resume()`` before the next one
+    restarts it with what is left. ``expired`` is the SQLite progress handler
+    (it only runs while SQLite works, i.e. inside a fetch). PostgreSQL bounds each
+    statement (each FETCH of a server-side cursor) by ``statement_timeout`` and
+    ``pause()`` stops a query whose fetches together went past the limit.
+    """
+
+    __slots__ = ("timeout", "left", "deadline", "started")
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.left = timeout
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+
+    def expired(self) -> int:
+        return 1 if time.monotonic() > self.deadline else 0
+
+    def resume(self) -> None:
+        self.started = time.monotonic()
+        self.deadline = self.started + self.left
+
+    def pause(self) -> None:
+        now = time.monotonic()
+        self.left -= now - self.started
+        self.deadline = float("inf")
+        if self.left < 0:
+            raise _timeout_fault(self.timeout)
+
+
+def _timeout_fault(timeout: float) -> QueryTimeout:
+    return QueryTimeout(f"the query ran longer than the limit of {timeout:g} s; "
+                        "narrow it down or submit it as an asynchronous job")
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine (cached on the engine), for ADBC."""
+    path = getattr(engine, "_archive_sqlite_path", None)
+    if path is None and engine.url.database and engine.url.database != ":memory:":
+        path = engine.url.database                # sqlite:///path engines
+    if path is None:
+        # the read-only engine (archive.db) connects through a creator with a
+        # file: URI; its connections carry ``sqlite_authorizer`` from checkout
+        path = ""
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            raw.set_authorizer(None)          # PRAGMA is refused by the authorizer
+            try:
+                for _seq, name, file in raw.execute("PRAGMA database_list"):
+                    if name == "main":
+                        path = file or ""
+            finally:
+                raw.set_authorizer(sqlite_authorizer)
+        engine._archive_sqlite_path = path
+    return path or None
+
+
+def _execute_columnar(engine: Engine, stmt, columns, *, maxrec, timeout, chunk_rows):
+    """``execute`` through ``archive.columnar`` (ADBC, Arrow batches) when the
+    statement qualifies; None otherwise. Same limits, overflow logic and errors."""
+    from . import columnar
+    if engine.dialect.name != "sqlite" or not columnar.available():
+        return None
+    try:
+        if not _sqlite_file(engine):
+            return None
+        found = columnar.plan(engine, stmt, columns)
+    except Exception:                     # anything unexpected: the ordinary path
+        return None
+    if found is None:
+        return None
+    sql, values, types = found
+    thread = threading.get_ident()
+    try:
+        query = columnar.ColumnarQuery(engine, sql, values, types, chunk_rows)
+    except Exception:
+        return None                        # e.g. the driver cannot open the file
+    _running[thread] = ("columnar", query)
+    try:
+        first = query.next_batch()
+        if query.seconds > timeout:
+            raise _timeout_fault(timeout)
+    except BaseException as exc:
+        _running.pop(thread, None)
+        query.close(broken=True)
+        if isinstance(exc, TypeError):
+            return None                    # unexpected column types: ordinary path
+        raise _translate(exc, timeout) from exc
+    result = QueryResult(list(columns), iter(()), maxrec)
+
+    def generate():
+        try:
+            batch = first
+            while batch is not None:
+                n = batch.num_rows
+                if maxrec is not None and result.row_count + n > maxrec:
+                    keep = maxrec - result.row_count
+                    result.overflow = True
+                    if keep:
+                        result.row_count += keep
+                        yield batch.slice(0, keep)
+                    return
+                result.row_count += n
+                if n:
+                    yield batch
+                try:
+                    batch = query.next_batch()
+                except Exception as exc:
+                    raise _translate(exc, timeout) from exc
+                if query.seconds > timeout:
+                    raise _timeout_fault(timeout)
+        finally:
+            _running.pop(thread, None)
+            query.close()
+
+    result._batches = generate()
+    return result
+
+
 def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: int | None,
             timeout: float, chunk_rows: int = CHUNK_ROWS,
-            setup: Callable[[sa.Connection], None] | None = None) -> QueryResult:
+            setup: Callable[[sa.Connection], None] | None = None,
+            params: dict | None = None) -> QueryResult:
     """Run ``stmt`` read-only and return a streaming QueryResult.
 
     ``setup(conn)`` runs first on the same connection (e.g. to load uploaded tables
     into temporary tables). The connection stays open until the chunks are
     exhausted or the iterator is closed. Errors raised before the first row (syntax
     errors of the database, timeouts) are raised here, not while streaming.
+    ``stmt`` may be a ``PreparedStatement``, run with the values ``params``.
     """
+    if isinstance(stmt, PreparedStatement):
+        return _execute_prepared(engine, stmt, params or {}, columns, maxrec=maxrec,
+                                 timeout=timeout, chunk_rows=chunk_rows, setup=setup)
+    if params:
+        raise TypeError("params are for PreparedStatements; bind values into the statement")
     stmt = _with_limit(stmt, maxrec)
+    if setup is None:
+        fast = _execute_columnar(engine, stmt, columns, maxrec=maxrec, timeout=timeout,
+                                 chunk_rows=chunk_rows)
+        if fast is not None:
+            return fast
     conn = engine.connect()
-    state = {"deadline": time.monotonic() + timeout}
+    budget = _Budget(timeout)
     dialect = engine.dialect.name
     thread = threading.get_ident()
     try:
         raw = conn.connection.dbapi_connection
         _running[thread] = (dialect, raw)
         if dialect == "sqlite":
-            raw.set_progress_handler(
-                lambda: 1 if time.monotonic() > state["deadline"] else 0, 20000)
+            raw.set_progress_handler(budget.expired, 20000)
         elif dialect == "postgresql" and setup is not None:
             # uploads: a READ ONLY transaction cannot CREATE TEMP TABLE, so this one
             # starts writable, ``setup`` creates and fills its temporary tables, and
@@ -165,6 +417,7 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         cursor = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
         first = cursor.fetchmany(chunk_rows)
+        budget.pause()
     except BaseException as exc:
         _running.pop(thread, None)
         _close(conn, dialect, setup is not None)
@@ -185,15 +438,108 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
                 result.row_count += len(chunk)
                 yield [tuple(r) for r in chunk]
                 try:
+                    budget.resume()
                     chunk = cursor.fetchmany(chunk_rows)
+                    budget.pause()
                 except Exception as exc:
                     raise _translate(exc, timeout) from exc
         finally:
             _running.pop(thread, None)
+            _close_cursor(cursor)          # a server-side cursor left at overflow
             _close(conn, dialect, setup is not None)
 
     result._chunks = generate()
     return result
+
+
+def _execute_prepared(engine: Engine, prepared: PreparedStatement, params: dict,
+                      columns: Sequence[ResultColumn], *, maxrec: int | None, timeout: float,
+                      chunk_rows: int, setup) -> QueryResult:
+    """``execute`` for a PreparedStatement: the same connection handling, time
+    limit, read-only rules and overflow logic, with the cached SQL text run on the
+    DBAPI cursor."""
+    limited = maxrec is not None
+    if limited:
+        params = {**params, LIMIT_PARAM: maxrec + 1}
+    sql, values = prepared.parameters(engine.dialect, limited, params)
+    conn = engine.connect()
+    budget = _Budget(timeout)
+    dialect = engine.dialect.name
+    thread = threading.get_ident()
+    cursor = None
+    try:
+        raw = conn.connection.dbapi_connection
+        _running[thread] = (dialect, raw)
+        if dialect == "sqlite":
+            raw.set_progress_handler(budget.expired, 20000)
+        elif dialect == "postgresql" and setup is not None:
+            if raw.info.transaction_status:     # see execute(): uploads need a writable
+                raw.rollback()                  # transaction first
+            raw.read_only = False
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f"SET statement_timeout = {int(timeout * 1000)}")
+        if setup is not None:
+            setup(conn)
+            if dialect == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        if dialect == "postgresql" and (not limited or maxrec + 1 > _PG_CLIENT_CURSOR_ROWS):
+            cursor = raw.cursor(name=f"prepared_{thread}_{id(params)}")   # server side
+        else:
+            cursor = raw.cursor()
+        cursor.execute(sql, values)
+        first = cursor.fetchmany(chunk_rows)
+        budget.pause()
+    except BaseException as exc:
+        _running.pop(thread, None)
+        _close_cursor(cursor)
+        _close(conn, dialect, setup is not None)
+        raise _translate(_wrapped(exc, engine, sql, values), timeout) from exc
+    result = QueryResult(list(columns), iter(()), maxrec)
+
+    def generate() -> Iterator[list[tuple]]:
+        try:
+            chunk = first
+            while chunk:
+                if maxrec is not None and result.row_count + len(chunk) > maxrec:
+                    keep = maxrec - result.row_count
+                    result.overflow = True
+                    if keep:
+                        result.row_count += keep
+                        yield chunk[:keep]
+                    return
+                result.row_count += len(chunk)
+                yield chunk
+                try:
+                    budget.resume()
+                    chunk = cursor.fetchmany(chunk_rows)
+                    budget.pause()
+                except Exception as exc:
+                    raise _translate(_wrapped(exc, engine, sql, values), timeout) from exc
+        finally:
+            _running.pop(thread, None)
+            _close_cursor(cursor)
+            _close(conn, dialect, setup is not None)
+
+    result._chunks = generate()
+    return result
+
+
+def _wrapped(exc: BaseException, engine: Engine, sql: str, values) -> BaseException:
+    """A DBAPI error raised on the raw cursor, wrapped as SQLAlchemy would wrap it
+    (so that ``_translate`` and callers see the same exceptions on both paths)."""
+    dbapi = engine.dialect.loaded_dbapi
+    if isinstance(exc, dbapi.Error):
+        return sa.exc.DBAPIError.instance(sql, values, exc, dbapi.Error,
+                                          dialect=engine.dialect)
+    return exc
+
+
+def _close_cursor(cursor) -> None:
+    if cursor is not None:
+        try:
+            cursor.close()
+        except Exception:
+            pass
 
 
 def _close(conn, dialect, temporary=False):
@@ -228,10 +574,11 @@ def _close(conn, dialect, temporary=False):
 
 
 def _translate(exc: BaseException, timeout: float) -> BaseException:
+    if isinstance(exc, QueryTimeout):
+        return exc
     text = str(exc)
     if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
-        return QueryTimeout(f"the query ran longer than the limit of {timeout:g} s; "
-                            "narrow it down or submit it as an asynchronous job")
+        return _timeout_fault(timeout)
     if isinstance(exc, sa.exc.DBAPIError):
         orig = getattr(exc, "orig", exc)
         if "not authorized" in str(orig) or "read-only" in str(orig):

@@ -7,7 +7,10 @@ prints rows per second (by wall-clock and by CPU time of this process, which
 is the fairer figure on a shared machine) and output size. Ten distinct 10,000-row chunks are
 generated up front and replayed, so row generation is not measured.
 
-    python benchmarks/formats.py [--rows 1000000] [--formats votable,csv]
+    python benchmarks/formats.py [--rows 1000000] [--formats votable,csv] [--columnar]
+
+``--columnar`` replays the chunks as Arrow record batches, as the executor's
+columnar path (archive/columnar.py) delivers bulk results.
 """
 from __future__ import annotations
 
@@ -54,15 +57,36 @@ def make_chunk(columns, rng, start: int) -> list[tuple]:
     return list(zip(*values))
 
 
-def result(columns, chunks, rows: int) -> QueryResult:
+def result(columns, chunks, rows: int, batches=None) -> QueryResult:
+    """A QueryResult replaying ``chunks`` (row tuples), or ``batches`` (Arrow record
+    batches, as the columnar executor path gives them) when given."""
+    source = batches if batches is not None else chunks
+
     def generate():
         sent = 0
         while sent < rows:
-            chunk = chunks[(sent // CHUNK) % len(chunks)]
-            chunk = chunk[:rows - sent]
-            sent += len(chunk)
-            yield chunk
+            piece = source[(sent // CHUNK) % len(source)]
+            size = piece.num_rows if batches is not None else len(piece)
+            keep = min(size, rows - sent)
+            piece = piece.slice(0, keep) if batches is not None else piece[:keep]
+            sent += keep
+            yield piece
+    if batches is not None:
+        return QueryResult(columns_from_model(columns), iter(()), None, _batches=generate())
     return QueryResult(columns_from_model(columns), generate(), None)
+
+
+def arrow_batches(columns, chunks) -> list:
+    """The chunks as Arrow record batches typed as SQLite stores the columns
+    (what ``archive.columnar`` fetches: int64, double, string)."""
+    import pyarrow as pa
+    types = {"char": pa.string(), "float": pa.float64(), "double": pa.float64()}
+    out = []
+    for chunk in chunks:
+        arrays = [pa.array(list(values), type=types.get(c.datatype, pa.int64()))
+                  for c, values in zip(columns, zip(*chunk))]
+        out.append(pa.RecordBatch.from_arrays(arrays, names=[c.name for c in columns]))
+    return out
 
 
 def calibrate() -> float:
@@ -78,12 +102,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--formats", default=",".join(f.key for f in all_formats()))
+    parser.add_argument("--columnar", action="store_true",
+                        help="feed Arrow record batches (the executor's columnar path, "
+                             "archive/columnar.py) instead of row tuples")
     args = parser.parse_args(argv)
     columns = TABLES["aperiodic"].columns
     rng = np.random.default_rng(42)
     chunks = [make_chunk(columns, rng, k * CHUNK) for k in range(10)]
+    batches = arrow_batches(columns, chunks) if args.columnar else None
     print(f"{args.rows} rows x {len(columns)} columns (aperiodic shape), "
-          f"chunks of {CHUNK}")
+          f"{'Arrow batches' if args.columnar else 'chunks'} of {CHUNK}")
     print(f"machine reference: numpy converts a list of Python floats at "
           f"{calibrate():.0f} ns per value (CPU time; about 20 on an idle modern core)")
     print(f"{'format':<12} {'rows/s':>12} {'rows/s CPU':>12} {'seconds':>9} {'MB out':>9}")
@@ -91,7 +119,7 @@ def main(argv=None) -> None:
         fmt = get_format(key)
         t0, c0 = time.perf_counter(), time.process_time()
         size = 0
-        for piece in fmt.render(result(columns, chunks, args.rows)):
+        for piece in fmt.render(result(columns, chunks, args.rows, batches)):
             size += len(piece)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"{fmt.key:<12} {args.rows / dt:>12,.0f} {args.rows / cpu:>12,.0f} "

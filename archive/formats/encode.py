@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import FatalFault
 
-__all__ = ["NUMERIC_DTYPES", "ColumnLayout", "Column", "layout_for", "layouts_for",
-           "encode_chunk", "ascii_text", "control_escaped", "clip_text", "format_numbers",
+__all__ = ["NUMERIC_DTYPES", "ColumnLayout", "Column", "ArrowTextColumn", "layout_for",
+           "layouts_for", "encode_chunk", "arrow_columns", "column_chunks", "ascii_text", "control_escaped", "clip_text", "format_numbers",
            "format_array", "python_values"]
 
 #: numpy dtypes (native order) of the numeric VOTable datatypes.
@@ -121,6 +121,94 @@ class Column:
 
     values: object
     mask: np.ndarray
+
+
+class ArrowTextColumn(Column):
+    """A text column backed by a pyarrow string array (columnar results).
+
+    ``values`` (the list of str, nulls "") is built on first use; the BINARY2
+    writer reads ``arrow`` directly (offsets and bytes) and never needs it.
+    """
+
+    def __init__(self, arrow, mask: np.ndarray):
+        self.arrow = arrow
+        self.mask = mask
+        self._values = None
+
+    @property
+    def values(self) -> list[str]:
+        if self._values is None:
+            import pyarrow.compute as pc
+            array = pc.fill_null(self.arrow, "") if self.arrow.null_count else self.arrow
+            self._values = array.to_pylist()
+        return self._values
+
+    @values.setter
+    def values(self, value) -> None:
+        self._values = value
+
+
+def arrow_columns(batch, layouts: list[ColumnLayout]) -> list[Column]:
+    """The columns of a pyarrow RecordBatch, converted by declared datatype without
+    per-cell Python work (numbers: numpy views or casts; text: ArrowTextColumn).
+    Columns the columnar path does not produce (arrays) go through ``encode_chunk``."""
+    import pyarrow.compute as pc
+    if batch.num_columns != len(layouts):
+        raise FatalFault(f"rows have {batch.num_columns} values but {len(layouts)} "
+                         "columns are declared")
+    n = batch.num_rows
+    out = []
+    for lay, array in zip(layouts, batch.columns):
+        mask = (array.is_null().to_numpy(zero_copy_only=False) if array.null_count
+                else np.zeros(n, bool))
+        if lay.kind == "text":
+            out.append(ArrowTextColumn(array, mask))
+            continue
+        if lay.kind != "scalar":
+            out.append(encode_chunk([(v,) for v in array.to_pylist()], [lay])[0])
+            continue
+        dtype = lay.dtype
+        if array.null_count:
+            array = pc.fill_null(array, 0)
+        values = array.to_numpy(zero_copy_only=False)
+        if values.dtype.kind not in "iufb":
+            raise FatalFault(f"column {lay.name}: a value does not fit datatype "
+                             f"{lay.datatype}: {array.type}")
+        if dtype.kind == "b":
+            values = values != 0
+        elif dtype.kind == "f":
+            if mask.any():
+                values = values.astype(dtype)             # a writable copy
+                values[mask] = np.nan                     # nulls are NaN, as on the row path
+            else:
+                values = values.astype(dtype, copy=False)
+        else:
+            values = values.astype(dtype, copy=False)
+        out.append(Column(values, mask))
+    return out
+
+
+def column_chunks(result, layouts: list[ColumnLayout]):
+    """(row count, columns) per chunk of ``result``: from its Arrow batches when it
+    is columnar, else from its row chunks. Closing this generator closes the
+    result's iterator (and so gives the database connection back)."""
+    if getattr(result, "columnar", False):
+        source = iter(result.batches())
+        convert = arrow_columns
+        size = lambda b: b.num_rows                       # noqa: E731
+    else:
+        source = iter(result.chunks())
+        convert = encode_chunk
+        size = len
+    try:
+        for piece in source:
+            n = size(piece)
+            if n:
+                yield n, convert(piece, layouts)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def encode_chunk(chunk: Sequence[tuple], layouts: list[ColumnLayout]) -> list[Column]:

@@ -33,7 +33,7 @@ from typing import Iterator
 import numpy as np
 from astropy.io import fits as afits
 
-from .encode import ColumnLayout, ascii_text, clip_text, encode_chunk, layouts_for
+from .encode import ColumnLayout, ascii_text, clip_text, column_chunks, layouts_for
 
 __all__ = ["render_fits"]
 
@@ -77,12 +77,9 @@ class _Stats:
 
 def _spool(result, layouts, spool) -> _Stats:
     stats = _Stats(layouts)
-    chunks = iter(result.chunks())
+    chunks = column_chunks(result, layouts)
     try:
-        for chunk in chunks:
-            if not chunk:
-                continue
-            cols = encode_chunk(chunk, layouts)
+        for n, cols in chunks:
             stored = []
             for i, (col, lay) in enumerate(zip(cols, layouts)):
                 stats.nulls[i] |= bool(col.mask.any())
@@ -105,13 +102,11 @@ def _spool(result, layouts, spool) -> _Stats:
                     stats.widths[i] = max(stats.widths[i], max(counts))
                     stats.heap += sum(counts) * lay.dtype.itemsize
                 stored.append((values, col.mask))
-            pickle.dump((len(chunk), stored), spool, protocol=pickle.HIGHEST_PROTOCOL)
-            stats.rows += len(chunk)
+            pickle.dump((n, stored), spool, protocol=pickle.HIGHEST_PROTOCOL)
+            stats.rows += n
             stats.chunks += 1
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+        chunks.close()
     return stats
 
 

@@ -12,7 +12,8 @@ from typing import Iterator
 from ..errors import ArchiveFault
 from .encode import layouts_for
 from .templating import macros
-from .text import text_columns
+from .encode import column_chunks
+from .text import column_texts
 
 __all__ = ["render_html"]
 
@@ -31,21 +32,17 @@ def _generate(result, layouts, title, errors):
     yield str(tpl.head(title, result.columns, list(result.infos))).encode("utf-8")
     rows = 0
     failure = None
-    chunks = iter(result.chunks())
+    chunks = column_chunks(result, layouts)
     try:
-        for chunk in chunks:
-            if not chunk:
-                continue
-            cols = text_columns(chunk, layouts)
+        for n, converted in chunks:
+            cols = column_texts(converted, layouts)
             yield str(tpl.rows(zip(*cols))).encode("utf-8")
-            rows += len(chunk)
+            rows += n
     except Exception as exc:                      # noqa: BLE001 - reported in the page
         log.exception("error while streaming HTML")
         failure = exc
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+        chunks.close()
     if failure is None:
         status, message = ("OVERFLOW" if result.overflow else "OK"), ""
     else:

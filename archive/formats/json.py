@@ -14,7 +14,7 @@ import logging
 from typing import Iterator
 
 from ..errors import ArchiveFault
-from .encode import encode_chunk, layouts_for, python_values
+from .encode import column_chunks, layouts_for, python_values
 
 __all__ = ["render_json"]
 
@@ -42,24 +42,19 @@ def _generate(result, layouts, errors):
     first = True
     rows = 0
     failure = None
-    chunks = iter(result.chunks())
+    chunks = column_chunks(result, layouts)
     try:
-        for chunk in chunks:
-            if not chunk:
-                continue
-            cols = encode_chunk(chunk, layouts)
+        for n, cols in chunks:
             values = [python_values(c, lay) for c, lay in zip(cols, layouts)]
             text = _dumps(list(zip(*values)))[1:-1]
             yield (text if first else "," + text).encode("utf-8")
             first = False
-            rows += len(chunk)
+            rows += n
     except Exception as exc:                      # noqa: BLE001 - reported in the document
         log.exception("error while streaming JSON")
         failure = exc
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+        chunks.close()
     tail = {"overflow": bool(result.overflow) if failure is None else False}
     if failure is None:
         tail["status"] = "OVERFLOW" if result.overflow else "OK"

@@ -18,14 +18,18 @@ import csv
 import io
 from typing import Iterator
 
-from .encode import encode_chunk, format_array, format_numbers, layouts_for
+from .encode import column_chunks, encode_chunk, format_array, format_numbers, layouts_for
 
-__all__ = ["render_csv", "render_tsv", "text_columns"]
+__all__ = ["render_csv", "render_tsv", "text_columns", "column_texts"]
 
 
 def text_columns(chunk, layouts) -> list[list[str]]:
     """The chunk as one list of strings per column (nulls as empty strings)."""
-    cols = encode_chunk(chunk, layouts)
+    return column_texts(encode_chunk(chunk, layouts), layouts)
+
+
+def column_texts(cols, layouts) -> list[list[str]]:
+    """Converted columns (``encode.Column``) as lists of strings (nulls empty)."""
     out = []
     for col, lay in zip(cols, layouts):
         if lay.kind == "scalar":
@@ -49,13 +53,15 @@ def _csv(result, layouts):
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([c.name for c in result.columns])
     yield buf.getvalue().encode("utf-8")
-    for chunk in result.chunks():
-        if not chunk:
-            continue
-        buf.seek(0)
-        buf.truncate()
-        writer.writerows(zip(*text_columns(chunk, layouts)))
-        yield buf.getvalue().encode("utf-8")
+    chunks = column_chunks(result, layouts)
+    try:
+        for _n, cols in chunks:
+            buf.seek(0)
+            buf.truncate()
+            writer.writerows(zip(*column_texts(cols, layouts)))
+            yield buf.getvalue().encode("utf-8")
+    finally:
+        chunks.close()
 
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -76,9 +82,11 @@ def render_tsv(result, **_options) -> Iterator[bytes]:
 
 def _tsv(result, layouts):
     yield ("\t".join(_tsv_escape([c.name for c in result.columns])) + "\n").encode("utf-8")
-    for chunk in result.chunks():
-        if not chunk:
-            continue
-        cols = [_tsv_escape(c) for c in text_columns(chunk, layouts)]
-        lines = "\n".join(map("\t".join, zip(*cols)))
-        yield (lines + "\n").encode("utf-8")
+    chunks = column_chunks(result, layouts)
+    try:
+        for _n, converted in chunks:
+            cols = [_tsv_escape(c) for c in column_texts(converted, layouts)]
+            lines = "\n".join(map("\t".join, zip(*cols)))
+            yield (lines + "\n").encode("utf-8")
+    finally:
+        chunks.close()
