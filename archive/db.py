@@ -196,9 +196,15 @@ def create_readonly_engine(url: str) -> Engine:
             return conn
 
         engine = sa.create_engine("sqlite://", creator=connect)
-        # installed at checkout, after SQLAlchemy's own first-connect PRAGMAs
-        sa.event.listen(engine, "checkout",
-                        lambda dbapi_conn, _rec, _proxy: dbapi_conn.set_authorizer(sqlite_authorizer))
+        def authorize(dbapi_conn, record, _proxy):
+            # once per connection, at its first checkout: after SQLAlchemy's own
+            # first-connect PRAGMAs, and never again (setting an authorizer makes
+            # SQLite re-prepare every cached statement)
+            if not record.info.get("authorizer"):
+                dbapi_conn.set_authorizer(sqlite_authorizer)
+                record.info["authorizer"] = True
+
+        sa.event.listen(engine, "checkout", authorize)
         return engine
     return sa.create_engine(url, pool_pre_ping=True,
                             execution_options={"postgresql_readonly": True})

@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from . import sky
 
 __all__ = ["cone_condition", "box_condition", "polygon_condition", "distance_expression",
-           "chord2_expression", "ranges_condition", "position_columns", "chord_to_degrees"]
+           "chord2_expression", "ranges_condition", "position_columns", "chord_to_degrees",
+           "range_bucket", "bound_cone_condition", "bound_distance_expression",
+           "cone_parameters"]
 
 
 def position_columns(table) -> tuple[sa.ColumnElement, sa.ColumnElement]:
@@ -67,6 +69,81 @@ def cone_condition(table, ra: float, dec: float, radius_deg: float):
     exact = chord2_expression(table, ra, dec) <= sa.literal(
         sky.chord2_for_radius(float(radius_deg)), sa.Double)
     return sa.and_(ranges_condition(table, ranges), exact)
+
+
+# -- cones with bound parameters (statements built once, run with new values) -----------
+#
+# The cone search runs the same query shape for every request; these builders make
+# it with ``bindparam()`` placeholders (names below) instead of values, so that one
+# statement per (table, number of ranges) is compiled once and reused
+# (``archive.query.PreparedStatement``). The SQL and the arithmetic are those of
+# ``cone_condition`` and ``distance_expression``, in the same operation order, so
+# both select exactly the same rows.
+
+#: Range-list lengths a bound cone statement is built for; longer lists are padded.
+_MIN_BUCKET = 2
+
+
+def range_bucket(count: int) -> int:
+    """The number of range placeholders for a list of ``count`` ranges: the next
+    power of two, at least 2 (cones take at most about a dozen ranges, so a
+    handful of statements cover every cone)."""
+    bucket = _MIN_BUCKET
+    while bucket < count:
+        bucket *= 2
+    return bucket
+
+
+def _bound_chord2(table):
+    x0, y0, z0 = (sa.bindparam(n, type_=sa.Double) for n in ("cone_x", "cone_y", "cone_z"))
+    dx, dy, dz = table.c._x - x0, table.c._y - y0, table.c._z - z0
+    return dx * dx + dy * dy + dz * dz
+
+
+def bound_cone_condition(table, slots: int):
+    """``cone_condition`` with placeholders: ``slots`` ranges ``cone_lo<i>``,
+    ``cone_hi<i>``, the centre ``cone_x/y/z`` and ``cone_chord2``. Fill them with
+    ``cone_parameters(ra, dec, radius, slots)``."""
+    hpx = table.c._hpx
+    terms = [sa.and_(hpx >= sa.bindparam(f"cone_lo{i}", type_=sa.BigInteger),
+                     hpx < sa.bindparam(f"cone_hi{i}", type_=sa.BigInteger))
+             for i in range(slots)]
+    ranges = terms[0] if len(terms) == 1 else sa.or_(*terms)
+    exact = _bound_chord2(table) <= sa.bindparam("cone_chord2", type_=sa.Double)
+    return sa.and_(ranges, exact)
+
+
+def bound_distance_expression(table):
+    """``distance_expression`` from the centre placeholders ``cone_x/y/z``."""
+    half = sa.func.sqrt(_bound_chord2(table)) / sa.literal(2.0, sa.Double)
+    clipped = sa.case((half >= sa.literal(1.0, sa.Double), sa.literal(1.0, sa.Double)),
+                      else_=half)
+    return sa.func.degrees(sa.literal(2.0, sa.Double) * sa.func.asin(clipped))
+
+
+def cone_parameters(ra: float, dec: float, radius_deg: float,
+                    ranges: list[tuple[int, int]] | None = None) -> tuple[int, dict]:
+    """``(slots, values)`` for ``bound_cone_condition``/``bound_distance_expression``.
+
+    ``ranges`` defaults to ``sky.cone_ranges(ra, dec, radius_deg)``; they are padded
+    to ``range_bucket(len(ranges))`` slots with empty ranges ``[0, 0)``, which match
+    nothing and cost one index probe each. ``slots`` is 0 for an empty range list
+    (the cone selects nothing; run no query). Raises ``sky.ShapeError`` like
+    ``cone_condition``.
+    """
+    if ranges is None:
+        ranges = sky.cone_ranges(ra, dec, radius_deg)
+    if not ranges:
+        return 0, {}
+    slots = range_bucket(len(ranges))
+    x0, y0, z0 = _centre(ra, dec)
+    values = {"cone_x": x0, "cone_y": y0, "cone_z": z0,
+              "cone_chord2": sky.chord2_for_radius(float(radius_deg))}
+    for i in range(slots):
+        lo, hi = ranges[i] if i < len(ranges) else (0, 0)
+        values[f"cone_lo{i}"] = lo
+        values[f"cone_hi{i}"] = hi
+    return slots, values
 
 
 def box_condition(table, ra_min: float, ra_max: float, dec_min: float, dec_max: float):

@@ -1,12 +1,14 @@
 """Cone searches over one catalogue, or over all of them combined (no Flask).
 
 The statement is one short query: the HEALPix ranges of the cone on the ``_hpx``
-index AND the exact chord test (``archive.spatial``), ordered by distance. It
-runs through the one executor (``archive.query.execute``) on the read-only
-engine. The result columns come from the data model at the requested verbosity,
-with the principal id/RA/Dec columns carrying the UCD1 forms SCS 1.03 requires
-(``ID_MAIN``, ``POS_EQ_RA_MAIN``, ``POS_EQ_DEC_MAIN``); every other column keeps
-its UCD1+ form. A distance column ``_r`` (degrees, nearest first) leads.
+index AND the exact chord test (``archive.spatial``), ordered by distance. It is
+built once per (service, VERB, number of range slots) with bound placeholders
+(``prepared_cone``) and runs through the one executor (``archive.query.execute``,
+as a ``PreparedStatement`` compiled once per dialect) on the read-only engine;
+a request only computes the ranges and binds the values. The result columns come
+from the data model at the requested verbosity, with the principal id/RA/Dec
+columns carrying the UCD1 forms SCS 1.03 requires (``ID_MAIN``,
+``POS_EQ_RA_MAIN``, ``POS_EQ_DEC_MAIN``); every other column keeps its UCD1+ form. A distance column ``_r`` (degrees, nearest first) leads.
 
 ``/scs/all`` combines every positional table with a UNION ALL over the columns
 they share: ``_r``, ``catalogue`` (the table name), ``id`` (the table's principal
@@ -30,10 +32,11 @@ import datamodel
 from .. import spatial
 from ..db import catalogue_tables
 from ..errors import NotFoundFault
-from ..query import QueryResult, ResultColumn, execute
+from ..query import PreparedStatement, QueryResult, ResultColumn, execute
 
 __all__ = ["ALL", "SCS_UCDS", "ID_FIELD", "catalogue_names", "find_catalogue",
-           "result_columns", "cone_statement", "cone_search", "mark_id_field"]
+           "result_columns", "shared_columns", "cone_statement", "prepared_cone",
+           "cone_search", "mark_id_field"]
 
 #: The name of the combined service.
 ALL = "all"
@@ -54,15 +57,20 @@ def mark_id_field(columns: list[ResultColumn]) -> str:
     return ID_FIELD
 
 
+@lru_cache(maxsize=1)
+def _service_names() -> tuple[str, ...]:
+    return (*(t.name for t in datamodel.positional_tables()), ALL)
+
+
 def catalogue_names() -> list[str]:
     """Every cone search service: the positional tables, then ``all``."""
-    return [t.name for t in datamodel.positional_tables()] + [ALL]
+    return list(_service_names())
 
 
 def find_catalogue(name: str) -> str:
     """The service name for ``name`` (case-insensitive), or NotFoundFault."""
     key = name.lower()
-    if key in catalogue_names():
+    if key in _service_names():
         return key
     raise NotFoundFault(f"there is no cone search service {name!r}; the services are "
                         f"{', '.join(catalogue_names())}")
@@ -110,20 +118,25 @@ def result_columns(name: str, verb: int) -> list[ResultColumn]:
     return [dataclasses.replace(c) for c in _columns(name, verb)]
 
 
-def _table_select(table: datamodel.Table, ra: float, dec: float, sr: float, verb: int):
+def shared_columns(name: str, verb: int) -> list[ResultColumn]:
+    """The FIELDs like ``result_columns``, but the cached objects themselves (no
+    copies): for a result whose columns nobody changes (no DataLink ID)."""
+    return list(_columns(name, verb))
+
+
+def _table_select(table: datamodel.Table, verb: int, distance, condition):
     t = catalogue_tables[table.name]
-    dist = spatial.distance_expression(t, ra, dec).label("_r")
+    dist = distance(t).label("_r")
     cols = [t.c[c.name] for c in _model_columns(table, verb)]
     key = [t.c[k] for k in table.key]
-    return (sa.select(dist, *cols).where(spatial.cone_condition(t, ra, dec, sr))
-            .order_by(dist, *key))
+    return sa.select(dist, *cols).where(condition(t)).order_by(dist, *key)
 
 
-def _all_select(ra: float, dec: float, sr: float, verb: int):
+def _all_select(verb: int, distance, condition):
     parts = []
     for table in datamodel.positional_tables():
         t = catalogue_tables[table.name]
-        cols = [spatial.distance_expression(t, ra, dec).label("_r"),
+        cols = [distance(t).label("_r"),
                 sa.literal(table.name, sa.String).label("catalogue"),
                 sa.cast(t.c[table.role_column("id").name], sa.String).label("id"),
                 t.c[table.role_column("ra").name].label("ra"),
@@ -134,28 +147,50 @@ def _all_select(ra: float, dec: float, sr: float, verb: int):
                         else sa.cast(sa.null(), sa.String).label("obs_id"))
             cols.append(t.c.srcid.label("srcid") if "srcid" in names
                         else sa.cast(sa.null(), sa.BigInteger).label("srcid"))
-        parts.append(sa.select(*cols).where(spatial.cone_condition(t, ra, dec, sr)))
+        parts.append(sa.select(*cols).where(condition(t)))
     union = sa.union_all(*parts).subquery("cone")
     return sa.select(*union.c).order_by(union.c._r, union.c.catalogue, union.c.id)
 
 
-def cone_statement(name: str, ra: float, dec: float, sr: float, verb: int):
-    """The SELECT of a cone search on service ``name`` (a table name or ``all``)."""
+def _select(name: str, verb: int, distance, condition):
     if name == ALL:
-        return _all_select(ra, dec, sr, verb)
-    return _table_select(datamodel.TABLES[name], ra, dec, sr, verb)
+        return _all_select(verb, distance, condition)
+    return _table_select(datamodel.TABLES[name], verb, distance, condition)
+
+
+def cone_statement(name: str, ra: float, dec: float, sr: float, verb: int):
+    """The SELECT of a cone search on service ``name`` (a table name or ``all``),
+    with the values bound in (for showing or running one cone; the service runs
+    ``prepared_cone``)."""
+    return _select(name, verb, lambda t: spatial.distance_expression(t, ra, dec),
+                   lambda t: spatial.cone_condition(t, ra, dec, sr))
+
+
+@lru_cache(maxsize=None)
+def prepared_cone(name: str, verb: int, slots: int) -> PreparedStatement:
+    """The cone search SELECT of service ``name`` with placeholders for ``slots``
+    HEALPix ranges, the centre and the radius (``spatial.bound_cone_condition``),
+    built once per (service, VERB, slots) and compiled once per database dialect.
+    Values come from ``spatial.cone_parameters``."""
+    return PreparedStatement(_select(name, verb, spatial.bound_distance_expression,
+                                     lambda t: spatial.bound_cone_condition(t, slots)))
 
 
 def cone_search(engine, name: str, ra: float, dec: float, sr: float, *, verb: int = 2,
-                maxrec: int | None, timeout: float) -> QueryResult:
+                maxrec: int | None, timeout: float,
+                columns: list[ResultColumn] | None = None) -> QueryResult:
     """Run a cone search and return the streaming QueryResult.
 
     ``sr == 0`` answers an empty table with every FIELD without touching the
     database: SCS clients (pyvo's ``SCSService.columns``) send RA=0&DEC=0&SR=0 to
-    learn the columns.
+    learn the columns. ``columns`` defaults to ``result_columns(name, verb)``
+    (fresh copies); callers that do not change them may pass
+    ``shared_columns(name, verb)`` instead.
     """
-    columns = result_columns(name, verb)
-    if sr == 0:
-        return QueryResult(columns, iter(()), maxrec)
-    return execute(engine, cone_statement(name, ra, dec, sr, verb), columns,
-                   maxrec=maxrec, timeout=timeout)
+    if columns is None:
+        columns = result_columns(name, verb)
+    slots, values = (0, None) if sr == 0 else spatial.cone_parameters(ra, dec, sr)
+    if not slots:
+        return QueryResult(list(columns), iter(()), maxrec)
+    return execute(engine, prepared_cone(name, verb, slots), columns,
+                   maxrec=maxrec, timeout=timeout, params=values)

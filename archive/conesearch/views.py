@@ -30,7 +30,8 @@ from ..formats import get_format
 from ..formats.votable import error_document
 from ..params import Params
 from .params import parse_cone
-from .search import ALL, cone_search, find_catalogue, mark_id_field
+from .search import (ALL, cone_search, find_catalogue, mark_id_field, result_columns,
+                     shared_columns)
 
 __all__ = ["bp"]
 
@@ -96,10 +97,13 @@ def cone(catalogue: str):
     params = Params(request.args, request.form if request.method == "POST" else None)
     cone_req = parse_cone(params, current_app.config)
     fmt = get_format(cone_req.response_format)
+    hook = current_app.extensions.get("scs_descriptors")
+    # without a DataLink hook nothing changes the columns: use the cached ones
+    columns = (result_columns if hook is not None else shared_columns)(name, cone_req.verb)
     result = cone_search(get_db().readonly, name, cone_req.ra, cone_req.dec, cone_req.sr,
                          verb=cone_req.verb, maxrec=cone_req.maxrec,
-                         timeout=float(current_app.config["QUERY_TIMEOUT"]))
-    hook = current_app.extensions.get("scs_descriptors")
+                         timeout=float(current_app.config["QUERY_TIMEOUT"]),
+                         columns=columns)
     if hook is not None:
         mark_id_field(result.columns)
         result.resources.extend(hook(name, result.columns, _base_url(name)))
