@@ -332,3 +332,24 @@ def test_upload_positions_are_indexed_too(client):
              {"p": votable_bytes(probes)}, UPLOAD="p,param:p")
     assert r.status_code == 200, r.data
     assert list(votable.parse_single_table(io.BytesIO(r.data)).array["name"]) == ["x"]
+
+
+def test_crossmatch_keeps_upload_order_and_a_rowid_column(client, app):
+    # the upload's own "rowid" column is an ordinary column, and on SQLite (whose
+    # plan scans the upload and probes the catalogue) rows come in upload order
+    ids, ra, dec = catalogue_positions(app)
+    picks = list(range(0, min(len(ids), 400), 7))[::-1]
+    probes = Table({"rowid": np.array([10 * i for i in picks], dtype=np.int32),
+                    "ra": ra[picks] + 0.2 / 3600, "dec": dec[picks]})
+    r = sync(client, "SELECT u.rowid, a.extras_id FROM TAP_UPLOAD.p AS u JOIN "
+             "extras.aperiodic AS a ON 1 = CONTAINS(POINT(a.ra, a.dec), "
+             "CIRCLE(u.ra, u.dec, 1.0 / 3600))", {"p": votable_bytes(probes)},
+             UPLOAD="p,param:p", MAXREC="100000")
+    assert r.status_code == 200, r.data
+    res = votable.parse_single_table(io.BytesIO(r.data)).array
+    got = [int(v) for v in res["rowid"]]
+    assert set(got) == {10 * i for i in picks}
+    if get_db(app).dialect == "sqlite":      # PostgreSQL may pick another join order
+        firsts = list(dict.fromkeys(got))
+        assert firsts == [10 * i for i in picks], "rows should come in upload order"
+    assert {str(e) for e in res["extras_id"]} >= {str(ids[i]) for i in picks}
