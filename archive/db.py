@@ -14,27 +14,27 @@ import datamodel
 from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
 
 __all__ = ["metadata", "catalogue_tables", "tap_schema_tables", "products", "name_cache",
-           "uws_jobs", "SPATIAL_COLUMNS", "sql_type", "create_engine", "init_db",
+           "uws_jobs", "SPATIAL_COLUMNS", "SQL_TYPES", "sql_type", "create_engine", "init_db",
            "table_for"]
 
 SPATIAL_COLUMNS = ("_hpx", "_x", "_y", "_z")
 
-_TYPES = {
-    "boolean": sa.Boolean,
+#: SQLAlchemy types of the VOTable datatypes stored in the database
+SQL_TYPES = {
+    "boolean": lambda: sa.Boolean(create_constraint=False),
     "short": sa.SmallInteger,
     "int": sa.Integer,
     "long": sa.BigInteger,
     "float": sa.REAL,
     "double": sa.Double,
     "char": sa.String,
+    "unicodeChar": sa.String,
 }
 
 
-def sql_type(column: datamodel.Column):
-    """The SQLAlchemy type of a data-model column."""
-    if column.datatype == "boolean":
-        return sa.Boolean(create_constraint=False)
-    return _TYPES[column.datatype]()
+def sql_type(column):
+    """The SQLAlchemy type of a column (anything with a VOTable ``datatype``)."""
+    return SQL_TYPES[column.datatype]()
 
 
 metadata = sa.MetaData()

@@ -424,31 +424,21 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
         raise _translate(exc, timeout) from exc
     result = QueryResult(list(columns), iter(()), maxrec)
 
-    def generate() -> Iterator[list[tuple]]:
+    def fetch():
         try:
-            chunk = first
-            while chunk:
-                if maxrec is not None and result.row_count + len(chunk) > maxrec:
-                    keep = maxrec - result.row_count
-                    result.overflow = True
-                    if keep:
-                        result.row_count += keep
-                        yield [tuple(r) for r in chunk[:keep]]
-                    return
-                result.row_count += len(chunk)
-                yield [tuple(r) for r in chunk]
-                try:
-                    budget.resume()
-                    chunk = cursor.fetchmany(chunk_rows)
-                    budget.pause()
-                except Exception as exc:
-                    raise _translate(exc, timeout) from exc
-        finally:
-            _running.pop(thread, None)
-            _close_cursor(cursor)          # a server-side cursor left at overflow
-            _close(conn, dialect, setup is not None)
+            budget.resume()
+            chunk = cursor.fetchmany(chunk_rows)
+            budget.pause()
+            return chunk
+        except Exception as exc:
+            raise _translate(exc, timeout) from exc
 
-    result._chunks = generate()
+    def finish():
+        _running.pop(thread, None)
+        _close_cursor(cursor)          # a server-side cursor left at overflow
+        _close(conn, dialect, setup is not None)
+
+    result._chunks = _stream(result, first, fetch, finish, as_tuples=True)
     return result
 
 
@@ -496,31 +486,21 @@ def _execute_prepared(engine: Engine, prepared: PreparedStatement, params: dict,
         raise _translate(_wrapped(exc, engine, sql, values), timeout) from exc
     result = QueryResult(list(columns), iter(()), maxrec)
 
-    def generate() -> Iterator[list[tuple]]:
+    def fetch():
         try:
-            chunk = first
-            while chunk:
-                if maxrec is not None and result.row_count + len(chunk) > maxrec:
-                    keep = maxrec - result.row_count
-                    result.overflow = True
-                    if keep:
-                        result.row_count += keep
-                        yield chunk[:keep]
-                    return
-                result.row_count += len(chunk)
-                yield chunk
-                try:
-                    budget.resume()
-                    chunk = cursor.fetchmany(chunk_rows)
-                    budget.pause()
-                except Exception as exc:
-                    raise _translate(_wrapped(exc, engine, sql, values), timeout) from exc
-        finally:
-            _running.pop(thread, None)
-            _close_cursor(cursor)
-            _close(conn, dialect, setup is not None)
+            budget.resume()
+            chunk = cursor.fetchmany(chunk_rows)
+            budget.pause()
+            return chunk
+        except Exception as exc:
+            raise _translate(_wrapped(exc, engine, sql, values), timeout) from exc
 
-    result._chunks = generate()
+    def finish():
+        _running.pop(thread, None)
+        _close_cursor(cursor)
+        _close(conn, dialect, setup is not None)
+
+    result._chunks = _stream(result, first, fetch, finish, as_tuples=False)
     return result
 
 
@@ -541,6 +521,31 @@ def _close_cursor(cursor) -> None:
         except Exception:
             pass
 
+
+
+def _stream(result: QueryResult, first: list, fetch, finish, *,
+            as_tuples: bool) -> Iterator[list]:
+    """Yield row chunks, ``first`` then ``fetch()`` until empty, stopping after
+    ``result.maxrec`` rows (setting ``result.overflow``) and counting
+    ``result.row_count``; ``finish()`` runs however the iteration ends."""
+    maxrec = result.maxrec
+    try:
+        chunk = first
+        while chunk:
+            if as_tuples:
+                chunk = [tuple(r) for r in chunk]
+            if maxrec is not None and result.row_count + len(chunk) > maxrec:
+                keep = maxrec - result.row_count
+                result.overflow = True
+                if keep:
+                    result.row_count += keep
+                    yield chunk[:keep]
+                return
+            result.row_count += len(chunk)
+            yield chunk
+            chunk = fetch()
+    finally:
+        finish()
 
 def _close(conn, dialect, temporary=False):
     """Give the connection back; with ``temporary`` (uploads were loaded) drop the

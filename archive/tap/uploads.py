@@ -36,6 +36,7 @@ import healpy as hp
 import numpy as np
 import sqlalchemy as sa
 
+from ..db import SQL_TYPES, sql_type
 from ..errors import UsageFault
 from ..query import ResultColumn
 from ..sky import ORDER, healpix_index, unit_vectors
@@ -49,16 +50,6 @@ _RANGE_COLUMNS = tuple(f"_{k}{i}" for i in range(NEIGHBOURS) for k in ("lo", "hi
 HIDDEN_COLUMNS = ("_hpx", "_x", "_y", "_z") + _RANGE_COLUMNS
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
-_SA_TYPES = {
-    "boolean": lambda: sa.Boolean(create_constraint=False),
-    "short": sa.SmallInteger,
-    "int": sa.Integer,
-    "long": sa.BigInteger,
-    "float": sa.REAL,
-    "double": sa.Double,
-    "char": sa.String,
-    "unicodeChar": sa.String,
-}
 #: VOTable datatypes read as another (the output has no such type)
 _WIDENED = {"unsignedByte": "short", "bit": "boolean"}
 _RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "radeg", "ra_deg", "alpha")
@@ -213,7 +204,7 @@ def _neighbour_ranges(order: int, ra: np.ndarray, dec: np.ndarray):
 
 def _field_type(name: str, datatype: str, arraysize, xtype) -> str:
     datatype = _WIDENED.get(datatype, datatype)
-    if datatype not in _SA_TYPES:
+    if datatype not in SQL_TYPES:
         raise UsageFault(f"column {name!r} has datatype {datatype}, which uploaded tables "
                          "cannot have (use boolean, short, int, long, float, double or "
                          "char)")
@@ -386,7 +377,7 @@ def build_upload(name: str, content: bytes, config: Mapping) -> UploadedTable:
                              "outside [-90, 90] degrees")
         ra_values = np.mod(ra_values, 360.0)
     metadata = sa.MetaData()
-    sa_cols = [sa.Column(c.name, _SA_TYPES[c.datatype](), quote=True) for c in cols]
+    sa_cols = [sa.Column(c.name, sql_type(c), quote=True) for c in cols]
     if ra is not None:
         sa_cols += [sa.Column("_hpx", sa.BigInteger), sa.Column("_x", sa.Double),
                     sa.Column("_y", sa.Double), sa.Column("_z", sa.Double)]
