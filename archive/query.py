@@ -397,24 +397,7 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
     dialect = engine.dialect.name
     thread = threading.get_ident()
     try:
-        raw = conn.connection.dbapi_connection
-        _running[thread] = (dialect, raw)
-        if dialect == "sqlite":
-            raw.set_progress_handler(budget.expired, 20000)
-        elif dialect == "postgresql" and setup is not None:
-            # uploads: a READ ONLY transaction cannot CREATE TEMP TABLE, so this one
-            # starts writable, ``setup`` creates and fills its temporary tables, and
-            # the transaction is made READ ONLY before the query runs (rolled back at
-            # the end, which drops the temporary tables)
-            if raw.info.transaction_status:
-                raw.rollback()
-            raw.read_only = False
-        if dialect == "postgresql":
-            conn.exec_driver_sql(f"SET statement_timeout = {int(timeout * 1000)}")
-        if setup is not None:
-            setup(conn)
-            if dialect == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        _prepare_connection(conn, dialect, thread, budget, timeout, setup)
         cursor = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
         first = cursor.fetchmany(chunk_rows)
         budget.pause()
@@ -458,20 +441,7 @@ def _execute_prepared(engine: Engine, prepared: PreparedStatement, params: dict,
     thread = threading.get_ident()
     cursor = None
     try:
-        raw = conn.connection.dbapi_connection
-        _running[thread] = (dialect, raw)
-        if dialect == "sqlite":
-            raw.set_progress_handler(budget.expired, 20000)
-        elif dialect == "postgresql" and setup is not None:
-            if raw.info.transaction_status:     # see execute(): uploads need a writable
-                raw.rollback()                  # transaction first
-            raw.read_only = False
-        if dialect == "postgresql":
-            conn.exec_driver_sql(f"SET statement_timeout = {int(timeout * 1000)}")
-        if setup is not None:
-            setup(conn)
-            if dialect == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        raw = _prepare_connection(conn, dialect, thread, budget, timeout, setup)
         if dialect == "postgresql" and (not limited or maxrec + 1 > _PG_CLIENT_CURSOR_ROWS):
             cursor = raw.cursor(name=f"prepared_{thread}_{id(params)}")   # server side
         else:
@@ -522,6 +492,32 @@ def _close_cursor(cursor) -> None:
             pass
 
 
+
+
+def _prepare_connection(conn, dialect: str, thread: int, budget, timeout: float, setup):
+    """Make ``conn`` ready for one user query; returns its DBAPI connection.
+
+    Registers it for ``interrupt``, installs the time limit (SQLite progress
+    handler, PostgreSQL statement_timeout) and runs ``setup``. With uploads on
+    PostgreSQL a READ ONLY transaction cannot CREATE TEMP TABLE, so the transaction
+    starts writable, ``setup`` creates and fills its temporary tables, and it is made
+    READ ONLY before the query runs (rolled back at the end, which drops them).
+    """
+    raw = conn.connection.dbapi_connection
+    _running[thread] = (dialect, raw)
+    if dialect == "sqlite":
+        raw.set_progress_handler(budget.expired, 20000)
+    elif dialect == "postgresql" and setup is not None:
+        if raw.info.transaction_status:
+            raw.rollback()
+        raw.read_only = False
+    if dialect == "postgresql":
+        conn.exec_driver_sql(f"SET statement_timeout = {int(timeout * 1000)}")
+    if setup is not None:
+        setup(conn)
+        if dialect == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    return raw
 
 def _stream(result: QueryResult, first: list, fetch, finish, *,
             as_tuples: bool) -> Iterator[list]:
