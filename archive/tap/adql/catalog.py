@@ -9,6 +9,7 @@ uses them for geometry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import sqlalchemy as sa
@@ -80,20 +81,7 @@ class Catalog:
     @classmethod
     def from_datamodel(cls, uploads: Sequence[Upload] | None = None) -> "Catalog":
         """The published catalogues, TAP_SCHEMA, and the given uploaded tables."""
-        import datamodel
-        from archive.db import catalogue_tables, tap_schema_tables
-        from archive.query import columns_from_model
-        from datamodel.tap_schema import TAP_SCHEMA_TABLES
-
-        tables = []
-        for models, sa_tables in ((datamodel.TABLES, catalogue_tables),
-                                  (TAP_SCHEMA_TABLES, tap_schema_tables)):
-            for key, model in models.items():
-                ra, dec = model.role_column("ra"), model.role_column("dec")
-                tables.append(CatalogTable(
-                    model.schema, model.name, sa_tables[key], columns_from_model(model.columns),
-                    ra=ra.name if ra else None, dec=dec.name if dec else None,
-                    spatial=model.positional, description=model.description))
+        tables = list(_published_tables())
         for upload in uploads or ():
             tables.append(cls.upload_table(upload))
         return cls(tables)
@@ -121,3 +109,25 @@ class Catalog:
 
     def table_names(self) -> list[str]:
         return [t.qualified_name for t in self.tables]
+
+
+@lru_cache(maxsize=1)
+def _published_tables() -> tuple[CatalogTable, ...]:
+    """The catalogues and TAP_SCHEMA as CatalogTables, built once: they derive from
+    the data model, which does not change while the process runs (translation only
+    reads them)."""
+    import datamodel
+    from archive.db import catalogue_tables, tap_schema_tables
+    from archive.query import columns_from_model
+    from datamodel.tap_schema import TAP_SCHEMA_TABLES
+
+    tables = []
+    for models, sa_tables in ((datamodel.TABLES, catalogue_tables),
+                              (TAP_SCHEMA_TABLES, tap_schema_tables)):
+        for key, model in models.items():
+            ra, dec = model.role_column("ra"), model.role_column("dec")
+            tables.append(CatalogTable(
+                model.schema, model.name, sa_tables[key], columns_from_model(model.columns),
+                ra=ra.name if ra else None, dec=dec.name if dec else None,
+                spatial=model.positional, description=model.description))
+    return tuple(tables)

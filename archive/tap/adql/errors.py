@@ -58,9 +58,22 @@ def at(node) -> dict:
     """``line``/``column`` keyword arguments for a Lark token or tree node (or {})."""
     if node is None:
         return {}
+    if getattr(node, "line", None) is None and hasattr(node, "children"):
+        # a tree node starts where its first token does (the parser does not store
+        # positions on tree nodes: propagating them doubles the parse time)
+        node = _first_token(node)
     line = getattr(node, "line", None)
-    if line is None and hasattr(node, "meta") and not getattr(node.meta, "empty", True):
-        return {"line": node.meta.line, "column": node.meta.column}
     if line is None:
         return {}
     return {"line": line, "column": node.column}
+
+
+def _first_token(tree):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        children = getattr(node, "children", None)
+        if children is None:
+            return node
+        stack.extend(reversed(children))
+    return None

@@ -14,7 +14,7 @@ from pathlib import Path
 import lark
 from lark import Token, Tree
 
-from .errors import ADQLSyntaxError, QueryTooComplexError
+from .errors import ADQLSyntaxError, QueryTooComplexError, at
 
 __all__ = ["parse", "MAX_QUERY_LENGTH", "MAX_DEPTH", "RESERVED_WORDS"]
 
@@ -64,7 +64,7 @@ _READABLE = {
 @lru_cache(maxsize=1)
 def _parser() -> lark.Lark:
     grammar = (Path(__file__).parent / "adql.lark").read_text()
-    return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+    return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=False,
                      maybe_placeholders=False)
 
 
@@ -122,11 +122,10 @@ def _check(tree: Tree) -> None:
     while stack:
         node, depth, is_function_name = stack.pop()
         if depth > MAX_DEPTH:
-            meta = node.meta if isinstance(node, Tree) else None
             raise QueryTooComplexError(
                 "the query is nested too deeply (more than about "
                 f"{MAX_DEPTH // 4} levels of parentheses, functions or subqueries)",
-                getattr(meta, "line", None), getattr(meta, "column", None))
+                **at(node))
         if not isinstance(node, Tree):
             continue
         if node.data == "regular_identifier" and not is_function_name:
