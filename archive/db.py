@@ -52,7 +52,9 @@ def _build(table: datamodel.Table) -> sa.Table:
         extra.append(sa.Index(f"ix_{name}__hpx", "_hpx"))
     extra.append(sa.Index(f"ux_{name}_key", *table.key, unique=True))
     for c in table.columns:
-        if c.indexed and (c.name,) != tuple(table.key):
+        # the key's index also answers searches on its leading column: a second
+        # index on that column would only cost ingest time and disk space
+        if c.indexed and c.name != table.key[0]:
             extra.append(sa.Index(f"ix_{name}_{c.name}", c.name,
                                   unique=c.role == "id" and table.id_template is not None))
     return sa.Table(name, metadata, *cols, *extra, info={"datamodel": table})

@@ -16,13 +16,24 @@ catalogue, typically) the table's indexes are dropped before the delete and the
 inserts and created again after them, inside the same transaction: building a
 B-tree once is several times faster than maintaining it row by row.
 
-SQLite loads run in a forked child process: see :func:`_in_child` for why.
+SQLite loads run in a forked child process: see :func:`_in_child` for why. Large
+SQLite loads that rebuild the indexes use every core: helper processes write
+parts of the rows into part files of their own while the loading process inserts
+the first part into the table, which then takes each part file in with one
+``INSERT INTO table SELECT * FROM part.table``. When the indexes are being
+rebuilt SQLite copies those records as they are (its transfer optimisation: same
+table definition, no index on the target), without decoding a value, so
+inserting a million rows costs about the time of one part. The part files are outside the archive's database and removed
+in every case; the archive's table changes only inside the one transaction.
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -40,6 +51,11 @@ __all__ = ["LoadReport", "load", "CHUNK_ROWS"]
 CHUNK_ROWS = 100_000
 #: Files with at least this many rows, more than the table keeps, rebuild the indexes.
 REBUILD_MIN_ROWS = 10_000
+#: Rows per part below which SQLite loads are not split over processes.
+PART_MIN_ROWS = 100_000
+#: Most parts of one load (each part file is attached to the loading connection,
+#: and SQLite attaches at most 10 databases by default).
+MAX_PARTS = 8
 
 
 @dataclass
@@ -74,9 +90,10 @@ class _Session:
     ``adbc_ingest``, which binds the Arrow arrays in C (PostgreSQL: binary COPY).
     """
 
-    def __init__(self, url, dialect):
+    def __init__(self, url, dialect, pragmas=()):
         self.dialect = dialect
         self.name = dialect.name
+        self.pragmas = tuple(pragmas)
         if self.name == "sqlite":
             import adbc_driver_sqlite.dbapi as adbc
             if not url.database or url.database == ":memory:":
@@ -93,13 +110,13 @@ class _Session:
         if self.name == "sqlite":
             # the archive's settings (archive.db), plus sorter threads for CREATE INDEX
             for pragma in ("busy_timeout=30000", "cache_size=-262144", "temp_store=MEMORY",
-                           "threads=2"):
+                           "threads=2", *pragmas):
                 self.execute(f"PRAGMA {pragma}")
 
-    def execute(self, stmt):
+    def execute(self, stmt, parameters=None):
         if isinstance(stmt, (sa.sql.ClauseElement, sa.schema.ExecutableDDLElement)):
             stmt = _compile(stmt, self.dialect)
-        self.cur.execute(stmt)
+        self.cur.execute(stmt, parameters)
         try:
             self.cur.fetchall()             # finish the statement (PRAGMAs return rows)
         except Exception:
@@ -189,9 +206,13 @@ def load(engine: Engine, prep: Prepared,
 def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
           name: str, progress=None) -> LoadReport:
     nrows = data.num_rows
-    session = _Session(url, dialect)
+    # part files are started before this process opens the database (the helpers
+    # are forked from it and must not inherit an open connection)
+    parts = _start_parts(url, dialect, target, data) if dialect.name == "sqlite" else []
+    session = None
     rebuild = False
     try:
+        session = _Session(url, dialect)
         session.begin()
         count = sa.select(sa.func.count()).select_from(target)
         existing = session.scalar(count)
@@ -208,11 +229,17 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
             if replaced:
                 session.execute(target.delete().where(_matches(staging, target)))
             session.execute(sa.schema.DropTable(staging))
-        for start in range(0, nrows, CHUNK_ROWS):
-            chunk = data.slice(start, CHUNK_ROWS)
+        own_rows = parts[0].start if parts else nrows
+        for start in range(0, own_rows, CHUNK_ROWS):
+            chunk = data.slice(start, min(CHUNK_ROWS, own_rows - start))
             session.insert_rows(target, chunk)
             if progress:
                 progress(len(chunk), nrows)
+        if own_rows < nrows:
+            for part in parts:
+                part.transfer(session, target)
+                if progress:
+                    progress(part.rows, nrows)
         if rebuild:
             for ix in indexes:
                 session.execute(sa.schema.CreateIndex(ix))
@@ -221,11 +248,109 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
         total = session.scalar(count)
         session.commit()
     except BaseException:
-        session.rollback()
+        if session is not None:
+            session.rollback()
         raise
     finally:
-        session.close()
+        try:
+            if session is not None:
+                session.close()
+        finally:
+            for part in parts:
+                part.discard()
     return LoadReport(name, nrows, replaced, total, rebuild)
+
+
+# -- parts written by helper processes (SQLite) ------------------------------------------
+
+class _Part:
+    """Rows ``start:stop`` of the load, written by a forked helper into a file of its own."""
+
+    def __init__(self, path: Path, start: int, stop: int, process, pipe):
+        self.path, self.start, self.stop = path, start, stop
+        self.process, self.pipe = process, pipe
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+    def transfer(self, session: _Session, target: sa.Table) -> None:
+        """Wait for the helper, then append its rows to ``target`` (same transaction)."""
+        outcome = self.pipe.recv() if self.pipe.poll(None) else None
+        self.process.join()
+        if outcome is None or outcome[0] != "done":
+            detail = outcome[1] if outcome else f"exit code {self.process.exitcode}"
+            raise RuntimeError(f"writing rows {self.start}-{self.stop} failed: {detail}")
+        # attached until the connection closes (SQLite cannot detach a database a
+        # transaction has read), hence one schema name per part
+        schema = f"ingest_part_{self.start}"
+        session.execute(f"ATTACH DATABASE ? AS {schema}", (str(self.path),))
+        # ``SELECT *`` without a column list, between tables made by the same
+        # CREATE TABLE: the form SQLite copies record by record
+        session.execute(f"INSERT INTO main.{_quoted(session, target)} "
+                        f"SELECT * FROM {schema}.{_quoted(session, target)}")
+
+    def discard(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
+        self.pipe.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+
+def _quoted(session: _Session, table: sa.Table) -> str:
+    return session.dialect.identifier_preparer.quote(table.name)
+
+
+def _start_parts(url, dialect, target: sa.Table, data: pa.Table) -> list[_Part]:
+    """Fork one helper per spare core, each writing a share of the rows (the last
+    ones) into its own part file next to the database; none for small loads."""
+    nrows = data.num_rows
+    nparts = min(os.cpu_count() or 1, nrows // PART_MIN_ROWS, MAX_PARTS)
+    if nparts < 2 or nrows < REBUILD_MIN_ROWS:
+        return []
+    bounds = [nrows * k // nparts for k in range(nparts + 1)]
+    directory = Path(url.database).resolve().parent
+    ctx = multiprocessing.get_context("fork")
+    parts = []
+    try:
+        for k in range(1, nparts):
+            path = directory / f".ingest-part-{os.getpid()}-{uuid.uuid4().hex[:8]}.sqlite"
+            receiver, sender = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_write_part, daemon=True,
+                               args=(sender, path, dialect, target, data,
+                                     bounds[k], bounds[k + 1]))
+            proc.start()
+            sender.close()
+            parts.append(_Part(path, bounds[k], bounds[k + 1], proc, receiver))
+    except BaseException:
+        for part in parts:
+            part.discard()
+        raise
+    return parts
+
+
+def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,
+                start: int, stop: int) -> None:
+    """Helper process: rows ``start:stop`` into a new file holding ``target``'s table
+    (no indexes, no journal: the file is thrown away if anything fails)."""
+    try:
+        session = _Session(sa.engine.make_url(f"sqlite:///{path}"), dialect,
+                           pragmas=("journal_mode=OFF", "synchronous=OFF"))
+        try:
+            session.execute("BEGIN")
+            session.execute(sa.schema.CreateTable(target, include_foreign_key_constraints=[]))
+            for first in range(start, stop, CHUNK_ROWS):
+                session.insert_rows(target, data.slice(first, min(CHUNK_ROWS, stop - first)))
+            session.execute("COMMIT")
+        finally:
+            session.close()
+        pipe.send(("done", stop - start))
+    except BaseException as exc:             # reported to the loading process
+        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        pipe.close()
 
 
 def _child_main(pipe, func, args):
@@ -235,7 +360,7 @@ def _child_main(pipe, func, args):
         result = ("done", func(*args, progress=report))
     except BaseException as exc:      # sent back and raised again in the parent
         try:
-            pickle.dumps(exc)
+            pickle.loads(pickle.dumps(exc))     # some driver errors do not round-trip
             result = ("error", exc)
         except Exception:
             result = ("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
@@ -258,7 +383,9 @@ def _in_child(func, args, progress):
     """
     ctx = multiprocessing.get_context("fork")
     parent_end, child_end = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(child_end, func, args), daemon=True)
+    # not daemonic: it forks the part-file helpers (it is always joined or
+    # terminated below)
+    proc = ctx.Process(target=_child_main, args=(child_end, func, args))
     proc.start()
     child_end.close()
     outcome = None
