@@ -174,10 +174,54 @@ def _checkin(path: str, conn) -> None:
         conn.close()
 
 
+class _Prefetch:
+    """Reads batches ahead in a thread, so that the database steps through the next
+    batch while the caller encodes the last one (the driver and pyarrow release the
+    GIL while they read). At most ``depth`` batches wait; ``stop`` ends the thread
+    before the reader it uses is closed."""
+
+    def __init__(self, read, depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(read,), daemon=True,
+                                        name="columnar-prefetch")
+        self._thread.start()
+
+    def _run(self, read):
+        try:
+            while not self._stop.is_set():
+                batch = read()
+                self._put(("batch", batch))
+                if batch is None:
+                    return
+        except BaseException as exc:       # handed to the reader of the results
+            self._put(("error", exc))
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def get(self):
+        kind, value = self._queue.get()
+        if kind == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class ColumnarQuery:
     """One running columnar query: ``next_batch()`` gives Arrow record batches
     (the witness row removed) until None; ``seconds`` is the time spent in the
-    database so far; ``close()`` gives the connection back."""
+    database so far; ``close()`` gives the connection back. The first batch is
+    read in the caller's thread (errors of the statement surface there); the
+    following ones are read ahead by a ``_Prefetch`` thread."""
 
     def __init__(self, engine, sql: str, values: list, types: list, chunk_rows: int):
         self.path = _database_path(engine)
@@ -188,6 +232,7 @@ class ColumnarQuery:
         self._conn = _checkout(self.path)
         self._cursor = self._conn.cursor()
         self._reader = None
+        self._prefetch = None
         started = time.monotonic()
         try:
             self._cursor.adbc_statement.set_options(
@@ -205,6 +250,15 @@ class ColumnarQuery:
         self.interrupted = True
 
     def next_batch(self):
+        if self.interrupted:
+            raise RuntimeError("interrupted")
+        if self._witness:
+            return self._read()
+        if self._prefetch is None:
+            self._prefetch = _Prefetch(self._read)
+        return self._prefetch.get()
+
+    def _read(self):
         if self.interrupted:
             raise RuntimeError("interrupted")
         started = time.monotonic()
@@ -242,6 +296,8 @@ class ColumnarQuery:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        if self._prefetch is not None:
+            self._prefetch.stop()          # the thread may be inside the reader
         try:
             if self._reader is not None:
                 self._reader.close()

@@ -226,3 +226,27 @@ def test_time_limit_does_not_count_a_slow_client(database, plain):
         rows += chunk
         time.sleep(0.02)
     assert len(rows) == NROWS and result.overflow is False
+
+
+def test_abandoned_result_stops_the_prefetch_thread(database):
+    """Batches after the first are read ahead by a thread; a result the client
+    stops reading (a closed connection) stops that thread and frees the statement."""
+    if database.dialect != "sqlite":
+        pytest.skip("the columnar path is SQLite only")
+
+    def prefetchers():
+        return [t for t in threading.enumerate() if t.name == "columnar-prefetch"]
+
+    assert prefetchers() == []
+    result = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30,
+                     chunk_rows=CHUNK)
+    chunks = result.chunks()
+    first, second = next(chunks), next(chunks)
+    assert 0 < len(first) + len(second) < NROWS
+    assert len(prefetchers()) == 1                 # reading ahead
+    chunks.close()
+    assert prefetchers() == []
+    # the connection went back to the pool in a usable state
+    again = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30,
+                    chunk_rows=CHUNK)
+    assert len(_rows(again)) == NROWS
