@@ -85,6 +85,7 @@ class Source:
     ra: str | None = None
     dec: str | None = None
     spatial: bool = False
+    _lookup: tuple | None = field(default=None, repr=False)   # built at first use
 
     def matches(self, parts: list[tuple[str, bool]]) -> bool:
         """Does the qualifier ``parts`` ([schema,] table) name this source?"""
@@ -101,12 +102,16 @@ class Source:
         return True
 
     def column(self, name: tuple[str, bool]) -> ResultColumn | None:
+        """The first column called ``name`` (a regular identifier: in any case)."""
         text, delimited = name
-        if delimited:
-            hits = [c for c in self.columns if c.name == text]
-        else:
-            hits = [c for c in self.columns if c.name.lower() == text.lower()]
-        return hits[0] if hits else None
+        if self._lookup is None:
+            exact, folded = {}, {}
+            for c in self.columns:
+                exact.setdefault(c.name, c)
+                folded.setdefault(c.name.lower(), c)
+            self._lookup = (exact, folded)
+        exact, folded = self._lookup
+        return exact.get(text) if delimited else folded.get(text.lower())
 
 
 @dataclass
