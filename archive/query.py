@@ -96,8 +96,8 @@ def _rows_of(batches, columns) -> Iterator[list[tuple]]:
         for batch in batches:
             values = []
             for array, col in zip(batch.columns, columns):
-                if col.datatype == "boolean":
-                    array = pc.not_equal(array, 0)
+                if col.datatype == "boolean" and array.type != "bool":
+                    array = pc.not_equal(array, 0)          # SQLite: integers
                 values.append(array.to_pylist())
             yield list(zip(*values))
     finally:
@@ -311,10 +311,11 @@ def _execute_columnar(engine: Engine, stmt, columns, *, maxrec, timeout, chunk_r
     """``execute`` through ``archive.columnar`` (ADBC, Arrow batches) when the
     statement qualifies; None otherwise. Same limits, overflow logic and errors."""
     from . import columnar
-    if engine.dialect.name != "sqlite" or not columnar.available():
+    dialect = engine.dialect.name
+    if not columnar.available(dialect):
         return None
     try:
-        if not _sqlite_file(engine):
+        if dialect == "sqlite" and not _sqlite_file(engine):
             return None
         found = columnar.plan(engine, stmt, columns)
     except Exception:                     # anything unexpected: the ordinary path
@@ -324,7 +325,7 @@ def _execute_columnar(engine: Engine, stmt, columns, *, maxrec, timeout, chunk_r
     sql, values, types = found
     thread = threading.get_ident()
     try:
-        query = columnar.ColumnarQuery(engine, sql, values, types, chunk_rows)
+        query = columnar.ColumnarQuery(engine, sql, values, types, chunk_rows, columns)
     except Exception:
         return None                        # e.g. the driver cannot open the file
     _running[thread] = ("columnar", query)

@@ -169,7 +169,7 @@ def arrow_columns(batch, layouts: list[ColumnLayout]) -> list[Column]:
             continue
         dtype = lay.dtype
         if array.null_count:
-            array = pc.fill_null(array, 0)
+            array = pc.fill_null(array, False if array.type == "bool" else 0)
         values = array.to_numpy(zero_copy_only=False)
         if values.dtype.kind not in "iufb":
             raise FatalFault(f"column {lay.name}: a value does not fit datatype "
