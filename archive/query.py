@@ -108,8 +108,9 @@ def _rows_of(batches, columns) -> Iterator[list[tuple]]:
 
 #: Name of the bound LIMIT a PreparedStatement gets for ``maxrec``.
 LIMIT_PARAM = "_maxrec_limit"
-#: PostgreSQL: a prepared statement whose LIMIT allows more rows than this is read
-#: through a server-side cursor (flat memory); smaller ones with a plain cursor.
+#: PostgreSQL: a statement whose LIMIT allows more rows than this is read through a
+#: server-side cursor (flat memory); smaller ones with a plain cursor (psycopg keeps
+#: the result in libpq's compact form and makes Python rows only as they are fetched).
 _PG_CLIENT_CURSOR_ROWS = 100000
 
 
@@ -399,7 +400,15 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
     thread = threading.get_ident()
     try:
         _prepare_connection(conn, dialect, thread, budget, timeout, setup)
-        cursor = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+        if dialect == "postgresql" and maxrec is not None and hasattr(stmt, "limit") \
+                and maxrec + 1 <= _PG_CLIENT_CURSOR_ROWS:
+            # at most maxrec + 1 rows (the LIMIT _with_limit added): a plain cursor,
+            # one round trip, and PostgreSQL may plan it in parallel (never done for
+            # the server-side cursor of stream_results)
+            cursor = conn.execute(stmt)
+        else:
+            cursor = conn.execution_options(stream_results=True,
+                                            yield_per=chunk_rows).execute(stmt)
         first = cursor.fetchmany(chunk_rows)
         budget.pause()
     except BaseException as exc:
