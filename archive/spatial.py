@@ -40,7 +40,9 @@ def ranges_condition(table, ranges: list[tuple[int, int]]):
     hpx = table.c._hpx
     if not ranges:
         return sa.false()
-    terms = [sa.and_(hpx >= lo, hpx < hi) for lo, hi in ranges]
+    # the ranges hold integers: [lo, hi) is BETWEEN lo AND hi - 1, one SQL element
+    # per range instead of three (cheaper to build for every cone; same index use)
+    terms = [hpx.between(lo, hi - 1) for lo, hi in ranges]
     return terms[0] if len(terms) == 1 else sa.or_(*terms)
 
 
