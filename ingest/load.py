@@ -312,6 +312,7 @@ def _start_parts(url, dialect, target: sa.Table, data: pa.Table) -> list[_Part]:
         return []
     bounds = [nrows * k // nparts for k in range(nparts + 1)]
     directory = Path(url.database).resolve().parent
+    _remove_stale_parts(directory)
     ctx = multiprocessing.get_context("fork")
     parts = []
     try:
@@ -329,6 +330,22 @@ def _start_parts(url, dialect, target: sa.Table, data: pa.Table) -> list[_Part]:
             part.discard()
         raise
     return parts
+
+
+def _remove_stale_parts(directory: Path) -> None:
+    """Remove part files left by a load whose process was killed (SIGKILL, power
+    loss): their names carry the loading process's id, which no longer runs."""
+    for path in directory.glob(".ingest-part-*-*.sqlite*"):
+        try:
+            pid = int(path.name.split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)                  # signal 0: only asks whether it exists
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:              # another user's running process
+            pass
 
 
 def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,

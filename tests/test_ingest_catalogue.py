@@ -426,3 +426,28 @@ def test_failure_writing_a_part_file_leaves_the_database_unchanged(
         run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
     assert snapshot(loaded) == before
     assert _part_files(loaded) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_part_files_of_a_killed_load_are_removed_by_the_next(empty_config, monkeypatch,
+                                                             tmp_path):
+    """A load killed outright (SIGKILL) cannot remove its part files; the next split
+    load removes those whose process is gone, and leaves a running one's alone."""
+    import os
+    from pathlib import Path
+    _split_loads(monkeypatch)
+    directory = Path(sa.engine.make_url(empty_config["DATABASE_URL"]).database).parent
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()                                       # a process id that is gone
+    stale = directory / f".ingest-part-{proc.pid}-0123abcd.sqlite"
+    running = directory / f".ingest-part-{os.getpid()}-4567cdef.sqlite"
+    for path in (stale, running):
+        path.write_bytes(b"left over")
+    big = synthetic(3000, seed=23)
+    path = write(file_table("aperiodic", big.aperiodic), tmp_path / "big.fits", "fits")
+    result = run_cli(empty_config, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert running.exists()
+    running.unlink()
+    assert count(empty_config, "aperiodic") == 3000
