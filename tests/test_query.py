@@ -19,7 +19,7 @@ def database(empty_config):
     hpx = sky.healpix_index(ra, dec)
     x, y, z = sky.unit_vectors(ra, dec)
     rows = [{"iauname": f"3XMM J{i:06d}", "srcid": i + 1, "ra": ra[i], "dec": dec[i],
-             "n_obs": 2 + i % 5, "_hpx": int(hpx[i]), "_x": float(x[i]), "_y": float(y[i]),
+             "n_obs": 2 + i % 5, "var_flag": i % 3 == 0, "_hpx": int(hpx[i]), "_x": float(x[i]), "_y": float(y[i]),
              "_z": float(z[i])} for i in range(250)]
     with db.engine.begin() as conn:
         conn.execute(LONGTERM.insert(), rows)
@@ -149,3 +149,27 @@ def test_leading_key_column_is_searched_through_the_key_index(empty_config, name
         assert f"ux_{table.name}_key" in text, text
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("with_boolean", [False, True])
+def test_rows_come_back_with_the_values_sqlalchemy_gives(database, with_boolean):
+    """Numbers and text are read from the DBAPI cursor directly (no result processor
+    applies); a boolean column has one on SQLite, and its values are still Python
+    bools. Either way the chunks are plain tuples with the stored values."""
+    cols = [LONGTERM.c.srcid, LONGTERM.c.iauname, LONGTERM.c.ra]
+    meta = [ResultColumn("srcid", "long"), ResultColumn("iauname", "char", "*"),
+            ResultColumn("ra", "double")]
+    if with_boolean:
+        cols.append(LONGTERM.c.var_flag)
+        meta.append(ResultColumn("var_flag", "boolean"))
+    stmt = sa.select(*cols).where(LONGTERM.c.srcid <= 30).order_by(LONGTERM.c.srcid)
+    result = execute(database.readonly, stmt, meta, maxrec=1000, timeout=30, chunk_rows=7)
+    rows = [row for chunk in result.chunks() for row in chunk]
+    assert all(type(row) is tuple for row in rows)
+    with database.engine.connect() as conn:
+        expected = [tuple(r) for r in conn.execute(stmt)]
+    assert rows == expected and len(rows) == 30
+    assert rows[4][:3] == (5, "3XMM J000004", pytest.approx(10.04))
+    if with_boolean:
+        assert [r[3] for r in rows] == [(k - 1) % 3 == 0 for k in range(1, 31)]
+        assert {type(r[3]) for r in rows} == {bool}
