@@ -17,14 +17,15 @@ inserts and created again after them, inside the same transaction: building a
 B-tree once is several times faster than maintaining it row by row.
 
 SQLite loads run in a forked child process: see :func:`_in_child` for why. Large
-SQLite loads that rebuild the indexes use every core: helper processes write
-parts of the rows into part files of their own while the loading process inserts
-the first part into the table, which then takes each part file in with one
-``INSERT INTO table SELECT * FROM part.table``. When the indexes are being
-rebuilt SQLite copies those records as they are (its transfer optimisation: same
-table definition, no index on the target), without decoding a value, so
-inserting a million rows costs about the time of one part. The part files are outside the archive's database and removed
-in every case; the archive's table changes only inside the one transaction.
+SQLite loads use every core: helper processes write the later parts of the rows
+into part files of their own while the loading process inserts the first part
+into the table, which then takes each part file in with one ``INSERT INTO table
+SELECT * FROM part.table``. When the indexes are being rebuilt SQLite copies
+those records as they are (its transfer optimisation: same table definition, no
+index on the target), without decoding a value, so inserting a million rows
+costs about the time of one part. The part files are outside the archive's
+database and removed in every case; the archive's table changes only inside the
+one transaction.
 """
 from __future__ import annotations
 
@@ -235,11 +236,10 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
             session.insert_rows(target, chunk)
             if progress:
                 progress(len(chunk), nrows)
-        if own_rows < nrows:
-            for part in parts:
-                part.transfer(session, target)
-                if progress:
-                    progress(part.rows, nrows)
+        for part in parts:
+            part.transfer(session, target)
+            if progress:
+                progress(part.rows, nrows)
         if rebuild:
             for ix in indexes:
                 session.execute(sa.schema.CreateIndex(ix))
@@ -276,7 +276,10 @@ class _Part:
 
     def transfer(self, session: _Session, target: sa.Table) -> None:
         """Wait for the helper, then append its rows to ``target`` (same transaction)."""
-        outcome = self.pipe.recv() if self.pipe.poll(None) else None
+        try:
+            outcome = self.pipe.recv()
+        except EOFError:                     # the helper died without a word
+            outcome = None
         self.process.join()
         if outcome is None or outcome[0] != "done":
             detail = outcome[1] if outcome else f"exit code {self.process.exitcode}"

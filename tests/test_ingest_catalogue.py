@@ -451,3 +451,26 @@ def test_part_files_of_a_killed_load_are_removed_by_the_next(empty_config, monke
     assert running.exists()
     running.unlink()
     assert count(empty_config, "aperiodic") == 3000
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_part_writer_that_dies_fails_the_load_cleanly(loaded, monkeypatch, tmp_path):
+    """A helper killed outright (no message sent) fails the load with its exit code;
+    the database and the data directory are as before."""
+    import os
+    load_module = _split_loads(monkeypatch)
+    big = synthetic(3000, seed=24)
+    path = write(file_table("aperiodic", big.aperiodic), tmp_path / "big.fits", "fits")
+    original = load_module._Session.insert_rows
+
+    def dying(self, table, data):
+        if "journal_mode=OFF" in self.pragmas:          # a helper writing a part file
+            os._exit(9)
+        return original(self, table, data)
+
+    monkeypatch.setattr(load_module._Session, "insert_rows", dying)
+    before = snapshot(loaded)
+    with pytest.raises(RuntimeError, match=r"writing rows 1000-2000 failed: exit code 9"):
+        run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
+    assert snapshot(loaded) == before
+    assert _part_files(loaded) == []
