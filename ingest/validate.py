@@ -187,24 +187,17 @@ def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems)
             problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not a boolean "
                                                     "(expected true/false, 1/0, T/F)")
             return is_true, mask
-        if dt in _INT_DTYPES:
-            try:
-                parsed = text.astype(np.int64)
-            except (ValueError, OverflowError):
-                bad = _parse_failures(text, mask, int)
-                problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not an integer "
-                                                        f"({dt} expected)")
-                parsed = np.where(bad, "0", text).astype(np.int64)
-            data, kind = parsed, "i"
-        else:
-            try:
-                parsed = text.astype(np.float64)
-            except (ValueError, OverflowError):
-                bad = _parse_failures(text, mask, float)
-                problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not a number "
-                                                        f"({dt} expected)")
-                parsed = np.where(bad, "0", text).astype(np.float64)
-            data, kind = parsed, "f"
+        kind, target, parse, what = (("i", np.int64, int, "an integer")
+                                     if dt in _INT_DTYPES else
+                                     ("f", np.float64, float, "a number"))
+        try:
+            parsed = text.astype(target)
+        except (ValueError, OverflowError):
+            bad = _parse_failures(text, mask, parse)
+            problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not {what} "
+                                                    f"({dt} expected)")
+            parsed = np.where(bad, "0", text).astype(target)
+        data = parsed
 
     if dt == "boolean":
         if kind == "b":

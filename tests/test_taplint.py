@@ -32,14 +32,21 @@ def run_taplint(stilts: str, base: str, stages: str) -> tuple[int, int, str]:
     return int(match.group(1)), int(match.group(2)), proc.stdout
 
 
-def test_taplint_sync_stages(live_server, stilts):
-    errors, warnings, report = run_taplint(stilts, live_server, SYNC_STAGES)
+def _assert_no_errors_or_unexplained_warnings(report: str, errors: int) -> list:
+    """The report's (kind, stage, code, text) messages, after checking that none is an
+    error and every warning is one explained in docs/ (EXPLAINED_WARNINGS)."""
     found = _REPORT.findall(report)
     assert errors == 0, "taplint errors:\n" + "\n".join(
         f"E-{s}-{c} {t}" for k, s, c, t in found if k == "E")
     unexplained = [f"W-{s}-{c} {t}" for k, s, c, t in found
                    if k == "W" and c not in EXPLAINED_WARNINGS]
     assert not unexplained, "unexplained taplint warnings:\n" + "\n".join(unexplained)
+    return found
+
+
+def test_taplint_sync_stages(live_server, stilts):
+    errors, warnings, report = run_taplint(stilts, live_server, SYNC_STAGES)
+    found = _assert_no_errors_or_unexplained_warnings(report, errors)
     assert warnings == sum(1 for k, *_ in found if k == "W")
 
 
@@ -50,12 +57,7 @@ ALL_STAGES = SYNC_STAGES + " QAS UWS UPL EXA"
 
 def test_taplint_all_stages(live_server, stilts):
     errors, warnings, report = run_taplint(stilts, live_server, ALL_STAGES)
-    found = _REPORT.findall(report)
-    assert errors == 0, "taplint errors:\n" + "\n".join(
-        f"E-{s}-{c} {t}" for k, s, c, t in found if k == "E")
-    unexplained = [f"W-{s}-{c} {t}" for k, s, c, t in found
-                   if k == "W" and c not in EXPLAINED_WARNINGS]
-    assert not unexplained, "unexplained taplint warnings:\n" + "\n".join(unexplained)
+    _assert_no_errors_or_unexplained_warnings(report, errors)
     for stage in ("QAS", "UWS", "UPL", "EXA"):
         assert f"Section {stage}" in report, f"taplint did not run stage {stage}"
     assert "F-UPL-NOUP" not in report            # uploads are declared and tested
