@@ -109,8 +109,11 @@ class _Session:
             raise ValueError(f"catalogue ingest supports SQLite and PostgreSQL, not {self.name}")
         self.cur = self.conn.cursor()
         if self.name == "sqlite":
-            # the archive's settings (archive.db), plus sorter threads for CREATE INDEX
-            for pragma in ("busy_timeout=30000", "cache_size=-262144", "temp_store=MEMORY",
+            # the archive's busy timeout and cache, plus sorter threads for CREATE
+            # INDEX: SQLite sorts in worker threads only when its temporary files
+            # may be files (temp_store=MEMORY turns the workers off); 1,000,000 rows,
+            # four indexes: 6.2 s with MEMORY, 4.9 s with FILE
+            for pragma in ("busy_timeout=30000", "cache_size=-262144", "temp_store=FILE",
                            "threads=2", *pragmas):
                 self.execute(f"PRAGMA {pragma}")
 
