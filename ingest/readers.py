@@ -15,6 +15,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from .errors import IngestError
+from .threads import column_map
 
 __all__ = ["FORMATS", "detect_format", "read_table"]
 
@@ -90,7 +91,9 @@ def _read_fits(path: Path) -> Table:
                         return Table()
                     raw = data.view(np.ndarray)
                     # copies (native byte order): nothing refers to the memory map after
-                    columns = {c.name: _fits_column(data, raw, c) for c in hdu.columns}
+                    cols = list(hdu.columns)
+                    columns = dict(zip([c.name for c in cols],
+                                       column_map(lambda c: _fits_column(data, raw, c), cols)))
                     # astropy keeps each Column's array pointing into the memory map
                     # and, when the file closes, copies every one of them (0.7 s for
                     # 200 MB) so that they outlive the map; we have our own copies

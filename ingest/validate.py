@@ -19,6 +19,7 @@ from archive import sky
 
 from .arrow import build_id, column_array, has_duplicates
 from .errors import IngestError
+from .threads import column_map
 
 __all__ = ["Prepared", "prepare", "build_id", "MAX_REPORTED"]
 
@@ -58,18 +59,22 @@ class Prepared:
         ``release=True`` drops each numpy column once converted, so the data are
         held about once, not twice, at the peak.
         """
-        arrays = []
-        for i, (vals, null, dt) in enumerate(zip(self.values, self.nulls, self.types)):
+        taken = None if order is None else pa.array(order)
+
+        def convert(i: int) -> pa.Array:
+            vals, null, dt = self.values[i], self.nulls[i], self.types[i]
             if order is not None:
                 if isinstance(vals, (pa.Array, pa.ChunkedArray)):
-                    vals = vals.take(pa.array(order))
+                    vals = vals.take(taken)
                 else:
                     vals = vals[order]
                 null = None if null is None else null[order]
-            arrays.append(column_array(vals, null, dt))
+            array = column_array(vals, null, dt)
             if release:
                 self.values[i] = None
-        return pa.table(arrays, names=self.names)
+            return array
+
+        return pa.table(column_map(convert, range(len(self.values))), names=self.names)
 
 
 class _Problems:
@@ -278,6 +283,45 @@ def _duplicates(prep_cols: dict[str, np.ndarray], key: tuple[str, ...], nrows: i
             for p in pos[:MAX_REPORTED]], int(len(pos))
 
 
+def _check_column(data, col: datamodel.Column, source: str, filename: str,
+                  problems: _Problems) -> tuple[np.ndarray, np.ndarray]:
+    """Input column ``source`` converted to ``col``'s type and checked: (values, nulls).
+
+    Problems are added to ``problems``; columns are checked side by side in
+    threads (:func:`ingest.threads.column_map`), each adding only rows of its own.
+    """
+    label = source if source.lower() == col.name else f"{source} ({col.name})"
+    try:
+        raw, mask = _as_array(data[source])
+    except ValueError:
+        raise IngestError(f"{filename}: column {source}: multidimensional values "
+                          f"cannot be stored in {col.name}") from None
+    vals, mask = _convert(raw, mask, col, label, problems)
+    if col.required:
+        problems.add_rows(mask, label, lambda i: "a value is required (empty or null)")
+    _check_range(vals, mask, col, label, problems)
+    if col.datatype == "char" and col.arraysize and col.arraysize.isdigit():
+        width = int(col.arraysize)
+        too_long = ~mask & (np.strings.str_len(vals) > width)
+        if vals.dtype.kind == "S" and too_long.any():      # bytes: count characters
+            idx = np.flatnonzero(too_long)
+            too_long[idx] = np.strings.str_len(
+                np.char.decode(vals[idx], "utf-8", errors="replace")) > width
+        problems.add_rows(too_long, label,
+                          lambda i: f"{_show(vals[i])} is longer than {width} characters")
+    return vals, mask
+
+
+def _spatial_columns(table: datamodel.Table, values: dict[str, np.ndarray]):
+    """``(name, values)`` of the spatial index columns of a positional table."""
+    if not table.positional:
+        return []
+    ra = values[table.role_column("ra").name]
+    dec = values[table.role_column("dec").name]
+    x, y, z = sky.unit_vectors(ra, dec)
+    return [("_hpx", sky.healpix_index(ra, dec)), ("_x", x), ("_y", y), ("_z", z)]
+
+
 def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
     """Validate the astropy table ``data`` as rows of ``table``; raise IngestError.
 
@@ -294,9 +338,7 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
         by_upper[up] = name
     problems = _Problems(filename)
     prep = Prepared(table=table, nrows=nrows)
-    used: set[str] = set()
-    values: dict[str, np.ndarray] = {}
-    masks: dict[str, np.ndarray] = {}
+    sources: list[tuple[datamodel.Column, str]] = []
     missing = []
     for col in table.columns:
         source = next((by_upper[n] for n in col.input_names if n in by_upper), None)
@@ -304,39 +346,28 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
             if col.required and not (col.role == "id" and table.id_template):
                 missing.append(col)
             continue
-        used.add(source)
-        label = source if source.lower() == col.name else f"{source} ({col.name})"
-        try:
-            raw, mask = _as_array(data[source])
-        except ValueError:
-            raise IngestError(f"{filename}: column {source}: multidimensional values "
-                              f"cannot be stored in {col.name}") from None
-        vals, mask = _convert(raw, mask, col, label, problems)
-        if col.required:
-            problems.add_rows(mask, label, lambda i: "a value is required (empty or null)")
-        _check_range(vals, mask, col, label, problems)
-        if col.datatype == "char" and col.arraysize and col.arraysize.isdigit():
-            width = int(col.arraysize)
-            too_long = ~mask & (np.strings.str_len(vals) > width)
-            if vals.dtype.kind == "S" and too_long.any():      # bytes: count characters
-                idx = np.flatnonzero(too_long)
-                too_long[idx] = np.strings.str_len(
-                    np.char.decode(vals[idx], "utf-8", errors="replace")) > width
-            problems.add_rows(too_long, label,
-                              lambda i: f"{_show(vals[i])} is longer than {width} characters")
-        values[col.name], masks[col.name] = vals, mask
+        sources.append((col, source))
     if missing:
         names = ", ".join(" or ".join(c.input_names) for c in missing)
         raise IngestError(f"{filename}: required column(s) missing: {names} "
                           f"(catalogue {table.name}; the file has: {', '.join(data.colnames)})")
+    used = {source for _col, source in sources}
+    checked = column_map(lambda item: _check_column(data, *item, filename, problems), sources)
+    values: dict[str, np.ndarray] = {c.name: v for (c, _s), (v, _m) in zip(sources, checked)}
+    masks: dict[str, np.ndarray] = {c.name: m for (c, _s), (_v, m) in zip(sources, checked)}
     problems.raise_if_any()
 
+    # the id, the duplicate test and the spatial columns need only checked columns:
+    # computed side by side
     id_col = table.role_column("id")
-    if id_col is not None and id_col.name not in values and table.id_template:
-        values[id_col.name] = build_id(table.id_template, values)
+    make_id = id_col is not None and id_col.name not in values and table.id_template
+    tasks = [lambda: build_id(table.id_template, values) if make_id else None,
+             lambda: has_duplicates([values[c] for c in table.key]) if nrows > 1 else False,
+             lambda: _spatial_columns(table, values)]
+    ids, has_dups, spatial = column_map(lambda task: task(), tasks)
+    if make_id:
+        values[id_col.name] = ids
         masks[id_col.name] = np.zeros(nrows, dtype=bool)
-
-    has_dups = has_duplicates([values[c] for c in table.key]) if nrows > 1 else False
     dups, ndups = _duplicates(values, table.key, nrows) if has_dups else ([], 0)
     if dups:
         key_text = ", ".join(table.key)
@@ -357,15 +388,10 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
             prep.values.append(values[col.name])
             m = masks[col.name]
             prep.nulls.append(m if m.any() else None)
-    if table.positional:
-        ra = values[table.role_column("ra").name]
-        dec = values[table.role_column("dec").name]
-        x, y, z = sky.unit_vectors(ra, dec)
-        for name, arr in (("_hpx", sky.healpix_index(ra, dec)), ("_x", x), ("_y", y),
-                          ("_z", z)):
-            prep.names.append(name)
-            prep.values.append(arr)
-            prep.nulls.append(None)
-            prep.types.append("long" if name == "_hpx" else "double")
+    for name, arr in spatial:
+        prep.names.append(name)
+        prep.values.append(arr)
+        prep.nulls.append(None)
+        prep.types.append("long" if name == "_hpx" else "double")
     prep.ignored = [n for n in data.colnames if n not in used]
     return prep
