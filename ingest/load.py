@@ -360,7 +360,8 @@ def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,
     (no indexes, no journal: the file is thrown away if anything fails)."""
     try:
         session = _Session(sa.engine.make_url(f"sqlite:///{path}"), dialect,
-                           pragmas=("journal_mode=OFF", "synchronous=OFF"))
+                           pragmas=(f"page_size={archive_db.SQLITE_PAGE_SIZE}",
+                                    "journal_mode=OFF", "synchronous=OFF"))
         try:
             session.execute("BEGIN")
             session.execute(sa.schema.CreateTable(target, include_foreign_key_constraints=[]))

@@ -65,3 +65,16 @@ def test_app_factory_uses_the_configuration(tmp_path):
     assert Path(app.config["DATABASE_URL"].removeprefix("sqlite:///")).is_file()
     page = app.test_client().get("/")
     assert page.status_code == 200 and b"Factory test" in page.data
+
+
+def test_a_new_sqlite_archive_uses_wal_and_the_archive_page_size(tmp_path):
+    import sqlite3
+    from archive.db import SQLITE_PAGE_SIZE, Database
+    db = Database(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    db.dispose()
+    conn = sqlite3.connect(tmp_path / "new.sqlite")
+    try:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == SQLITE_PAGE_SIZE != 4096
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
