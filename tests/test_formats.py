@@ -504,7 +504,8 @@ def test_json_overflow_and_error_mid_stream():
     assert json.loads(render("json", make_result(overflow=True)))["status"] == "OVERFLOW"
     doc = json.loads(render("json", make_result(fail_after=1)))
     assert doc["status"] == "ERROR" and "disk on fire" in doc["error"]
-    assert len(doc["data"]) == 2
+    assert len(doc["data"]) == 2 and doc["overflow"] is False
+    assert doc["error"].startswith("the result is incomplete: streaming failed after 2 rows")
     doc = json.loads(render("json", make_result([])))
     assert doc["data"] == [] and len(doc["columns"]) == len(COLUMNS)
 
@@ -526,6 +527,7 @@ def test_html_reports_overflow_and_errors():
     assert "truncated at 5 rows" in render("html", make_result(overflow=True)).decode()
     text = render("html", make_result(fail_after=1)).decode()
     assert "disk on fire" in text and text.rstrip().endswith("</html>")
+    assert "The result is incomplete: streaming failed after 2 rows" in text
 
 
 @pytest.mark.parametrize("key", ["csv", "tsv"])

@@ -10,15 +10,12 @@ message. ``infos`` carries the result's (name, value, text) INFO triples.
 from __future__ import annotations
 
 import json as _json
-import logging
 from typing import Iterator
 
-from ..errors import ArchiveFault
-from .encode import column_chunks, layouts_for, python_values
+from .encode import layouts_for, python_values
+from .stream import GuardedStream
 
 __all__ = ["render_json"]
-
-log = logging.getLogger(__name__)
 
 _COLUMN_KEYS = ("name", "datatype", "arraysize", "unit", "ucd", "utype", "xtype",
                 "description")
@@ -39,30 +36,17 @@ def _generate(result, layouts, errors):
     infos = [{"name": n, "value": v, "text": t} for n, v, t in result.infos]
     yield ('{"columns":' + _dumps(columns) + ',"infos":' + _dumps(infos)
            + ',"data":[').encode("utf-8")
-    first = True
-    rows = 0
-    failure = None
-    chunks = column_chunks(result, layouts)
-    try:
-        for n, cols in chunks:
-            values = [python_values(c, lay) for c, lay in zip(cols, layouts)]
-            text = _dumps(list(zip(*values)))[1:-1]
-            yield (text if first else "," + text).encode("utf-8")
-            first = False
-            rows += n
-    except Exception as exc:                      # noqa: BLE001 - reported in the document
-        log.exception("error while streaming JSON")
-        failure = exc
-    finally:
-        chunks.close()
-    tail = {"overflow": bool(result.overflow) if failure is None else False}
-    if failure is None:
-        tail["status"] = "OVERFLOW" if result.overflow else "OK"
-    else:
-        detail = failure.message if isinstance(failure, ArchiveFault) else \
-            f"{type(failure).__name__}: {failure}"
-        tail["status"] = "ERROR"
-        tail["error"] = f"the result is incomplete: streaming failed after {rows} rows: {detail}"
+    stream = GuardedStream(result, layouts, "JSON")
+
+    def encode(_n, cols) -> bytes:
+        values = [python_values(c, lay) for c, lay in zip(cols, layouts)]
+        text = _dumps(list(zip(*values)))[1:-1]
+        return (text if not stream.rows else "," + text).encode("utf-8")
+
+    yield from stream.encoded(encode)
+    status, message = stream.status()
+    tail = {"overflow": status == "OVERFLOW", "status": status}
+    if message:
+        tail["error"] = message
     yield ("]," + _dumps(tail)[1:]).encode("utf-8")
-    if failure is not None and errors == "raise":
-        raise failure
+    stream.raise_failure(errors)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import logging
 from functools import lru_cache
 from operator import attrgetter
 from typing import Iterator
@@ -30,13 +29,12 @@ import numpy as np
 
 from ..errors import ArchiveFault
 from ..query import ResultColumn
-from .encode import (Column, ColumnLayout, ascii_text, clip_text, column_chunks,
-                     control_escaped, encode_chunk, format_array, format_numbers, layouts_for)
+from .encode import (Column, ColumnLayout, ascii_text, clip_text, control_escaped,
+                     encode_chunk, format_array, format_numbers, layouts_for)
+from .stream import GuardedStream
 from .templating import macros
 
 __all__ = ["render_binary2", "render_tabledata", "error_document", "stream_votable"]
-
-log = logging.getLogger(__name__)
 
 
 def error_document(message, *, scs: bool = False) -> bytes:
@@ -144,36 +142,17 @@ def _generate(result, key, serialization, encoder, errors):
         yield _head_cached(key, infos, serialization)
     else:
         yield _head(result.columns, list(infos), serialization)
-    chunks = column_chunks(result, encoder.layouts)
-    failure = None
-    try:
-        for n, cols in chunks:
-            data = encoder.encode_columns(n, cols)
-            if data:
-                yield data
-    except Exception as exc:                      # noqa: BLE001 - reported in the document
-        log.exception("error while streaming a VOTable")
-        failure = exc
-    finally:
-        chunks.close()
+    stream = GuardedStream(result, encoder.layouts, "a VOTable")
+    yield from stream.encoded(encoder.encode_columns)
     tail = encoder.finish()
-    if failure is not None:
-        status, message = "ERROR", _failure_text(failure, encoder.rows)
-    else:
-        status, message = ("OVERFLOW" if result.overflow else "OK"), ""
+    status, message = stream.status()
     resources = tuple(result.resources)
     try:
         foot = _foot_cached(serialization, status, message, resources)
     except TypeError:                              # unhashable resource fragments
         foot = _foot(serialization, status, message, list(resources))
     yield tail + foot
-    if failure is not None and errors == "raise":
-        raise failure
-
-
-def _failure_text(exc: BaseException, rows: int) -> str:
-    detail = exc.message if isinstance(exc, ArchiveFault) else f"{type(exc).__name__}: {exc}"
-    return f"the result is incomplete: streaming failed after {rows} rows: {detail}"
+    stream.raise_failure(errors)
 
 
 # -- BINARY2 ---------------------------------------------------------------------------
