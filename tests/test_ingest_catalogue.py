@@ -81,6 +81,45 @@ def test_fits_ingest_maps_columns_and_builds_index(empty_config, synth, aperiodi
         assert r.sum_flag == ap["sum_flag"][i]      # read from 3XMM_SUM_FLAG
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_postgresql_load_is_vacuumed_after_the_commit(empty_config, aperiodic_fits):
+    """Every page of the new rows is all-visible when the ingest returns (VACUUM ran:
+    ANALYZE alone leaves the visibility map empty)."""
+    result = run_cli(empty_config, "ingest", "catalogue", str(aperiodic_fits),
+                     "--catalogue", "aperiodic")
+    assert result.exit_code == 0, result.output
+    db = Database(empty_config["DATABASE_URL"])
+    try:
+        with db.engine.connect() as conn:
+            pages, visible = conn.execute(sa.text(
+                "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'aperiodic'")
+            ).one()
+    finally:
+        db.dispose()
+    assert pages > 0 and visible == pages
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_failing_vacuum_does_not_fail_the_committed_load(empty_config, aperiodic_fits,
+                                                          monkeypatch, caplog):
+    from ingest import load as load_module
+    original = load_module._Session.execute
+
+    def execute(self, stmt, parameters=None):
+        if isinstance(stmt, str) and stmt.startswith("VACUUM"):
+            raise RuntimeError("canceling statement due to user request (simulated)")
+        return original(self, stmt, parameters)
+
+    monkeypatch.setattr(load_module._Session, "execute", execute)
+    with caplog.at_level("WARNING", logger="ingest.load"):
+        result = run_cli(empty_config, "ingest", "catalogue", str(aperiodic_fits),
+                         "--catalogue", "aperiodic")
+    assert result.exit_code == 0, result.output
+    assert count(empty_config, "aperiodic") == 400
+    assert "VACUUM of aperiodic after the load failed" in caplog.text
+    assert "simulated" in caplog.text
+
+
 def test_votable_ingest(empty_config, synth, tmp_path):
     path = write(file_table("classification", synth.classification), tmp_path / "c.vot",
                  "votable")
