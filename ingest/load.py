@@ -185,18 +185,29 @@ def _pg_vacuum(session: _Session, table: sa.Table) -> None:
 
 
 def _stage_keys(session: _Session, target: sa.Table, keys: pa.Table) -> tuple[sa.Table, int]:
-    """A temporary table of the file's keys; returns it and how many table rows match."""
+    """A temporary table of the file's keys; returns it and how many table rows match.
+
+    The rows are counted by a join that looks each staged key up in the table's
+    unique key index (file keys are unique too, so it counts matching rows).
+    """
     staging = _staging_table(target, tuple(keys.column_names))
     session.execute(sa.schema.CreateTable(staging))
     session.insert_rows(staging, keys)
+    if session.name == "postgresql":
+        session.execute(_pg_analyze(session, staging))
+    on = sa.and_(*[staging.c[c.name] == target.c[c.name] for c in staging.c])
+    matched = session.scalar(sa.select(sa.func.count()).select_from(staging.join(target, on)))
+    return staging, matched
+
+
+def _delete_matching(session: _Session, staging: sa.Table, target: sa.Table) -> None:
+    """Delete the table rows whose keys are staged. SQLite, which may by then have
+    dropped the table's indexes for the rebuild, gets an index on the staged keys
+    first: without one it would scan them once per table row."""
     if session.name == "sqlite":
         session.execute(sa.schema.CreateIndex(sa.Index("ingest_staging_keys_ix",
                                                        *staging.c)))
-    else:
-        session.execute(_pg_analyze(session, staging))
-    matched = session.scalar(sa.select(sa.func.count()).select_from(target).where(
-        _matches(staging, target)))
-    return staging, matched
+    session.execute(target.delete().where(_matches(staging, target)))
 
 
 def _matches(staging: sa.Table, target: sa.Table):
@@ -247,8 +258,10 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
             for ix in indexes:
                 session.execute(sa.schema.DropIndex(ix))
         if staging is not None:
-            if replaced:
-                session.execute(target.delete().where(_matches(staging, target)))
+            if replaced == existing:   # every row is replaced: no join (SQLite empties
+                session.execute(target.delete())        # the table's B-tree at once)
+            elif replaced:
+                _delete_matching(session, staging, target)
             session.execute(sa.schema.DropTable(staging))
         own_rows = parts[0].start if parts else nrows
         for start in range(0, own_rows, CHUNK_ROWS):

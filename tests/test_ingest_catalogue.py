@@ -192,6 +192,31 @@ def test_reingest_replaces_changed_rows_without_duplicates(loaded, synth, tmp_pa
     assert row.ub_lc500_co_pval == pytest.approx(0.5)
 
 
+def test_reingest_of_most_rows_with_index_rebuild_replaces_only_those(loaded, synth,
+                                                                      tmp_path, monkeypatch):
+    """A file holding 300 of the table's 400 rows (changed): more rows than the table
+    keeps otherwise, so the indexes are rebuilt and the staged keys deleted with the
+    table's indexes dropped; the other 100 rows stay as they were."""
+    from ingest import load as load_module
+    monkeypatch.setattr(load_module, "REBUILD_MIN_ROWS", 100)
+    before = {r.extras_id: r.ub_lc500_co_pval
+              for r in _rows(loaded, "aperiodic", "extras_id", "ub_lc500_co_pval")}
+    table = file_table("aperiodic", synth.aperiodic)[100:]
+    table["UB_LC500_CO_PVAL"][:] = 0.25
+    path = write(table, tmp_path / "most.fits", "fits")
+    result = run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
+    assert result.exit_code == 0, result.output
+    assert "300 existing rows replaced; 400 rows in the table" in result.output
+    after = {r.extras_id: r.ub_lc500_co_pval
+             for r in _rows(loaded, "aperiodic", "extras_id", "ub_lc500_co_pval")}
+    assert after.keys() == before.keys()
+    ap = synth.aperiodic
+    changed = {f"{ap['obs_id'][i]}_{ap['exp_id'][i]}_{ap['camera'][i]}_{ap['src_num'][i]}"
+               for i in range(100, 400)}
+    assert all(after[x] == pytest.approx(0.25) for x in changed)
+    assert all(after[x] == before[x] for x in after.keys() - changed)
+
+
 def test_bad_row_5000_after_4999_good_leaves_previous_state(loaded, tmp_path):
     big = synthetic(5000, seed=3)
     table = file_table("aperiodic", big.aperiodic)
