@@ -195,8 +195,8 @@ def _stage_keys(session: _Session, target: sa.Table, keys: pa.Table) -> tuple[sa
     session.insert_rows(staging, keys)
     if session.name == "postgresql":
         session.execute(_pg_analyze(session, staging))
-    on = sa.and_(*[staging.c[c.name] == target.c[c.name] for c in staging.c])
-    matched = session.scalar(sa.select(sa.func.count()).select_from(staging.join(target, on)))
+    matched = session.scalar(sa.select(sa.func.count()).select_from(
+        staging.join(target, _same_keys(staging, target))))
     return staging, matched
 
 
@@ -207,12 +207,12 @@ def _delete_matching(session: _Session, staging: sa.Table, target: sa.Table) -> 
     if session.name == "sqlite":
         session.execute(sa.schema.CreateIndex(sa.Index("ingest_staging_keys_ix",
                                                        *staging.c)))
-    session.execute(target.delete().where(_matches(staging, target)))
+    session.execute(target.delete().where(sa.exists().where(_same_keys(staging, target))))
 
 
-def _matches(staging: sa.Table, target: sa.Table):
-    cond = sa.and_(*[staging.c[c.name] == target.c[c.name] for c in staging.c])
-    return sa.exists().where(cond)
+def _same_keys(staging: sa.Table, target: sa.Table):
+    """A staged key equals a table row's key."""
+    return sa.and_(*[staging.c[c.name] == target.c[c.name] for c in staging.c])
 
 
 def _load_order(prep: Prepared) -> np.ndarray | None:
