@@ -287,8 +287,8 @@ def _check_column(data, col: datamodel.Column, source: str, filename: str,
                   problems: _Problems) -> tuple[np.ndarray, np.ndarray]:
     """Input column ``source`` converted to ``col``'s type and checked: (values, nulls).
 
-    Problems are added to ``problems``; columns are checked side by side in
-    threads (:func:`ingest.threads.column_map`), each adding only rows of its own.
+    Problems are added to ``problems``, which belongs to this column alone: columns
+    are checked side by side in threads (:func:`ingest.threads.column_map`).
     """
     label = source if source.lower() == col.name else f"{source} ({col.name})"
     try:
@@ -352,9 +352,16 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
         raise IngestError(f"{filename}: required column(s) missing: {names} "
                           f"(catalogue {table.name}; the file has: {', '.join(data.colnames)})")
     used = {source for _col, source in sources}
-    checked = column_map(lambda item: _check_column(data, *item, filename, problems), sources)
-    values: dict[str, np.ndarray] = {c.name: v for (c, _s), (v, _m) in zip(sources, checked)}
-    masks: dict[str, np.ndarray] = {c.name: m for (c, _s), (_v, m) in zip(sources, checked)}
+
+    def check(item: tuple[datamodel.Column, str]):
+        found = _Problems(filename)             # one per column: no state shared by threads
+        return (*_check_column(data, *item, filename, found), found.items)
+
+    values: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    for (col, _source), (vals, mask, items) in zip(sources, column_map(check, sources)):
+        values[col.name], masks[col.name] = vals, mask
+        problems.items.extend(items)            # in column order, as one pass would
     problems.raise_if_any()
 
     # the id, the duplicate test and the spatial columns need only checked columns:

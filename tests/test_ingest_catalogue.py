@@ -404,6 +404,22 @@ def test_bad_values_everywhere_are_listed_together(loaded, synth, tmp_path):
     assert "2 invalid value(s); nothing was ingested" in out
 
 
+def test_problems_of_one_row_are_listed_in_column_order(loaded, synth, tmp_path):
+    """Columns are checked in threads; the report is the same as one pass in the
+    data model's column order would give, run after run."""
+    table = file_table("aperiodic", synth.aperiodic)[:50]
+    table["DEC"][4] = 95.0
+    table["RA"][4] = 400.0
+    table["SRC_NUM"][4] = 0
+    table["SRC_NUM"][1] = 0
+    path = write(table, tmp_path / "row5.fits", "fits")
+    outputs = {_bad_input(loaded, path) for _ in range(3)}
+    assert len(outputs) == 1
+    lines = [ln for ln in outputs.pop().splitlines() if ": row " in ln]
+    assert [ln.split(": row ")[1].split(":")[0] for ln in lines] == [
+        "2, column SRC_NUM", "5, column SRC_NUM", "5, column RA", "5, column DEC"]
+
+
 # -- the real command line ------------------------------------------------------------------
 
 def test_command_line_end_to_end(empty_config, synth, tmp_path):
