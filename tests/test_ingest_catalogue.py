@@ -100,6 +100,30 @@ def test_postgresql_load_is_vacuumed_after_the_commit(empty_config, aperiodic_fi
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_postgresql_analyzes_after_large_loads_only(loaded, synth, tmp_path):
+    """ANALYZE (manual: pg_stat_user_tables.analyze_count) after a load bringing at
+    least a tenth of the table's rows; a small update leaves it to autovacuum."""
+    def analyses():
+        db = Database(loaded["DATABASE_URL"])
+        try:
+            with db.engine.connect() as conn:
+                return conn.execute(sa.text(
+                    "SELECT analyze_count FROM pg_stat_user_tables "
+                    "WHERE relname = 'aperiodic'")).scalar_one()
+        finally:
+            db.dispose()
+
+    first = analyses()
+    assert first >= 1                                   # the fixture's 400-row load
+    table = file_table("aperiodic", synth.aperiodic)
+    for rows, expected in ((10, first), (100, first + 1)):
+        path = write(table[:rows], tmp_path / f"update{rows}.fits", "fits")
+        result = run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
+        assert result.exit_code == 0, result.output
+        assert analyses() == expected, rows
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_failing_vacuum_does_not_fail_the_committed_load(empty_config, aperiodic_fits,
                                                           monkeypatch, caplog):
     from ingest import load as load_module
