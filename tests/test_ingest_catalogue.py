@@ -471,6 +471,18 @@ def _split_loads(monkeypatch):
     return load_module
 
 
+def _break_part_writers(monkeypatch, load_module, action):
+    """Make every helper writing a part file call ``action()`` before its inserts."""
+    original = load_module._Session.insert_rows
+
+    def insert_rows(self, table, data):
+        if "journal_mode=OFF" in self.pragmas:          # a helper writing a part file
+            action()
+        return original(self, table, data)
+
+    monkeypatch.setattr(load_module._Session, "insert_rows", insert_rows)
+
+
 def _part_files(config):
     from pathlib import Path
     return sorted(Path(sa.engine.make_url(config["DATABASE_URL"]).database)
@@ -516,14 +528,11 @@ def test_failure_writing_a_part_file_leaves_the_database_unchanged(
     load_module = _split_loads(monkeypatch)
     big = synthetic(3000, seed=22)
     path = write(file_table("aperiodic", big.aperiodic), tmp_path / "big.fits", "fits")
-    original = load_module._Session.insert_rows
 
-    def failing(self, table, data):
-        if "journal_mode=OFF" in self.pragmas:          # a helper writing a part file
-            raise RuntimeError("disk full (simulated) in a part file")
-        return original(self, table, data)
+    def failing():
+        raise RuntimeError("disk full (simulated) in a part file")
 
-    monkeypatch.setattr(load_module._Session, "insert_rows", failing)
+    _break_part_writers(monkeypatch, load_module, failing)
     before = snapshot(loaded)
     with pytest.raises(RuntimeError, match=r"writing rows 1000-2000 failed: RuntimeError: "
                                            r"disk full \(simulated\) in a part file"):
@@ -565,14 +574,7 @@ def test_a_part_writer_that_dies_fails_the_load_cleanly(loaded, monkeypatch, tmp
     load_module = _split_loads(monkeypatch)
     big = synthetic(3000, seed=24)
     path = write(file_table("aperiodic", big.aperiodic), tmp_path / "big.fits", "fits")
-    original = load_module._Session.insert_rows
-
-    def dying(self, table, data):
-        if "journal_mode=OFF" in self.pragmas:          # a helper writing a part file
-            os._exit(9)
-        return original(self, table, data)
-
-    monkeypatch.setattr(load_module._Session, "insert_rows", dying)
+    _break_part_writers(monkeypatch, load_module, lambda: os._exit(9))
     before = snapshot(loaded)
     with pytest.raises(RuntimeError, match=r"writing rows 1000-2000 failed: exit code 9"):
         run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
