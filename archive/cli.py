@@ -104,7 +104,7 @@ def _register_commands():
     register_ingest(cli)
     from archive.tap.worker import register as register_worker
     register_worker(cli)
-    from .tap.adql.cli import register as register_adql
+    from .tap.cli import register as register_adql
     register_adql(cli)
 
 

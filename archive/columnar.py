@@ -15,7 +15,8 @@ otherwise, and ``archive.query.execute`` takes its ordinary path):
   therefore used only for statements whose work per batch is bounded by the batch
   size: a plain ``SELECT <table columns> FROM <one table>`` with at most LIMIT and
   a moderate OFFSET, without WHERE, GROUP BY, HAVING, DISTINCT, ORDER BY, joins or
-  subqueries (every fetched row is a row read). That is the bulk-download shape
+  subqueries (every fetched row is a row read). The ADQL translator knows when a
+  query is such a plain scan and says so (``Translation.plain_scan``). That is the bulk-download shape
   (``SELECT TOP 200000 * FROM extras.aperiodic``); anything that could scan or sort
   without producing rows keeps the interruptible ``sqlite3`` path.
 * It infers each column's Arrow type from the first batch and fails on a later
@@ -86,16 +87,18 @@ def _arrow_type(affinity: str):
     return {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}[affinity]
 
 
-def plan(engine, stmt, columns: Sequence) -> tuple[str, list, list] | None:
+def plan(engine, stmt, columns: Sequence, offset: int = 0) -> tuple[str, list, list] | None:
     """(SQL, parameters, expected Arrow types) to run ``stmt`` columnar, or None
-    when it does not qualify (see the module documentation)."""
+    when it does not qualify (see the module documentation). The caller has declared
+    ``stmt`` a plain scan (``archive.query.execute(plain_scan=True)``) with OFFSET
+    ``offset``; this checks what the columnar reader itself needs: one table, plain
+    columns of types it reads, an OFFSET it can skip quickly."""
     dialect = engine.dialect.name
     if not available(dialect) or not isinstance(stmt, sa.Select):
         return None
     if dialect == "sqlite" and _database_path(engine) is None:
         return None
-    if (stmt.whereclause is not None or stmt._group_by_clauses or stmt._having_criteria
-            or stmt._distinct or stmt._order_by_clauses or stmt._setup_joins):
+    if offset > MAX_OFFSET:
         return None
     froms = stmt.get_final_froms()
     if len(froms) != 1:
@@ -103,11 +106,6 @@ def plan(engine, stmt, columns: Sequence) -> tuple[str, list, list] | None:
     table = froms[0]
     base = table.element if isinstance(table, sa.sql.expression.Alias) else table
     if not isinstance(base, sa.Table):
-        return None
-    offset = stmt._offset if stmt._offset_clause is not None else 0
-    limit = stmt._limit if stmt._limit_clause is not None else None
-    if not isinstance(offset, int) or offset > MAX_OFFSET or \
-            (limit is not None and not isinstance(limit, int)):
         return None
     selected = list(stmt.selected_columns)
     if len(selected) != len(columns) or not selected:
@@ -145,7 +143,7 @@ def plan(engine, stmt, columns: Sequence) -> tuple[str, list, list] | None:
 def _database_path(engine) -> str | None:
     """The file of the read-only SQLite engine (``archive.db``: ``creator`` with
     ``file:<path>?mode=ro``; plain ``sqlite:///path`` URLs too)."""
-    path = getattr(engine, "_archive_sqlite_path", None)
+    path = getattr(engine, "archive_sqlite_path", None)
     if path:
         return path
     database = engine.url.database

@@ -7,15 +7,19 @@ Internal tables (products, jobs, name cache) are declared here too.
 """
 from __future__ import annotations
 
+import sqlite3
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import datamodel
+from datamodel.publish import tap_schema_rows
 from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
 
-__all__ = ["metadata", "catalogue_tables", "tap_schema_tables", "products", "name_cache",
+__all__ = ["metadata", "catalogue_tables", "tap_schema_tables", "PUBLISHED", "products", "name_cache",
            "uws_jobs", "SPATIAL_COLUMNS", "SQL_TYPES", "SQLITE_PAGE_SIZE", "sql_type",
-           "create_engine", "init_db", "table_for"]
+           "create_engine", "create_readonly_engine", "init_db", "fill_tap_schema", "table_for",
+           "sqlite_authorizer", "Database", "init_app", "get_db"]
 
 SPATIAL_COLUMNS = ("_hpx", "_x", "_y", "_z")
 
@@ -64,6 +68,13 @@ def _build(table: datamodel.Table) -> sa.Table:
 catalogue_tables: dict[str, sa.Table] = {n: _build(t) for n, t in datamodel.TABLES.items()}
 #: SQLAlchemy tables of TAP_SCHEMA, by ADQL short name (schemas, tables, columns, ...).
 tap_schema_tables: dict[str, sa.Table] = {n: _build(t) for n, t in TAP_SCHEMA_TABLES.items()}
+
+
+#: Every published table as (data-model table, SQLAlchemy table), in publication order:
+#: what ADQL queries may name (``archive.tap.adql.Catalog.of(PUBLISHED)``).
+PUBLISHED: tuple[tuple[datamodel.Table, sa.Table], ...] = (
+    *((t, catalogue_tables[n]) for n, t in datamodel.TABLES.items()),
+    *((t, tap_schema_tables[n]) for n, t in TAP_SCHEMA_TABLES.items()))
 
 
 def table_for(table: datamodel.Table) -> sa.Table:
@@ -152,7 +163,7 @@ def _sqlite_pragmas(dbapi_conn, _record):
 
 def _register_sql_functions(dbapi_conn) -> None:
     """SQL functions ADQL translation relies on (math functions SQLite may lack)."""
-    from .tap.adql.sqlite_functions import register_functions
+    from .sqlite_functions import register_functions
     register_functions(dbapi_conn)
 
 
@@ -173,11 +184,72 @@ def init_db(engine: Engine) -> None:
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     metadata.create_all(engine)
     # TAP_SCHEMA is derived from the data model: fill it, or refresh it after a change
-    from .tap.schema import fill_tap_schema
     fill_tap_schema(engine)
 
 
+def _normalised(rows: list[dict], table: sa.Table) -> list[tuple]:
+    names = [c.name for c in table.columns]
+    return sorted((tuple(r.get(n) for n in names) for r in rows), key=repr)
+
+
+def _lock(conn, dialect: str, tables: dict[str, sa.Table]) -> None:
+    """Serialise concurrent fillers (several gunicorn workers start at once)."""
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(742315001)")
+    else:
+        # a write statement first thing in the transaction takes SQLite's write lock
+        # (waiting under busy_timeout), so the read below sees the latest state
+        conn.execute(sa.delete(tables["key_columns"]).where(sa.false()))
+
+
+def fill_tap_schema(engine: Engine) -> bool:
+    """Make TAP_SCHEMA match the data model; returns True if it was rewritten."""
+    wanted = tap_schema_rows()
+    with engine.begin() as conn:
+        _lock(conn, engine.dialect.name, tap_schema_tables)
+        same = all(
+            _normalised([dict(r._mapping) for r in conn.execute(sa.select(tbl))], tbl)
+            == _normalised(wanted[name], tbl)
+            for name, tbl in tap_schema_tables.items())
+        if same:
+            return False
+        for name in ("key_columns", "keys", "columns", "tables", "schemas"):
+            conn.execute(sa.delete(tap_schema_tables[name]))
+        for name in ("schemas", "tables", "columns", "keys", "key_columns"):
+            if wanted[name]:
+                conn.execute(sa.insert(tap_schema_tables[name]), wanted[name])
+    return True
+
+
 # -- engines --------------------------------------------------------------------------
+
+# SQLite read-only enforcement: the authorizer every connection of the read-only
+# engine carries (the security policy lives with the code that installs it)
+_DENIED = {getattr(sqlite3, n) for n in (
+    "SQLITE_ATTACH", "SQLITE_DETACH", "SQLITE_PRAGMA", "SQLITE_CREATE_INDEX",
+    "SQLITE_CREATE_TABLE", "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW",
+    "SQLITE_DROP_INDEX", "SQLITE_DROP_TABLE", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW",
+    "SQLITE_ALTER_TABLE", "SQLITE_REINDEX", "SQLITE_ANALYZE", "SQLITE_CREATE_VTABLE",
+    "SQLITE_DROP_VTABLE", "SQLITE_TRANSACTION", "SQLITE_SAVEPOINT")}
+_WRITES = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+_TEMP_OK = {getattr(sqlite3, n) for n in (
+    "SQLITE_CREATE_TEMP_TABLE", "SQLITE_DROP_TEMP_TABLE", "SQLITE_CREATE_TEMP_INDEX",
+    "SQLITE_DROP_TEMP_INDEX")}
+
+
+def sqlite_authorizer(action, arg1, arg2, dbname, _source):
+    """Refuse anything but reading the archive; temporary tables (uploads) are allowed."""
+    if action in _TEMP_OK:
+        return sqlite3.SQLITE_OK
+    if action in _WRITES:
+        return sqlite3.SQLITE_OK if dbname == "temp" else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and arg2 and arg2.lower() in (
+            "load_extension", "readfile", "writefile", "edit"):
+        return sqlite3.SQLITE_DENY
+    if action in _DENIED:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
 
 def _sqlite_path(url: str) -> str:
     return sa.engine.make_url(url).database
@@ -186,13 +258,12 @@ def _sqlite_path(url: str) -> str:
 def create_readonly_engine(url: str) -> Engine:
     """An engine whose connections can only read the archive.
 
-    SQLite: the file is opened with ``mode=ro`` and every connection gets an
-    authorizer (see ``archive.query``) that refuses writes to the main database,
-    ATTACH, DETACH and PRAGMA. PostgreSQL: every transaction is READ ONLY.
+    SQLite: the file is opened with ``mode=ro`` and every connection gets
+    ``sqlite_authorizer``, which refuses writes to the main database, ATTACH, DETACH
+    and PRAGMA; the engine's ``archive_sqlite_path`` names the file (the columnar
+    reader opens it too). PostgreSQL: every transaction is READ ONLY.
     """
-    from .query import sqlite_authorizer
     if url.startswith("sqlite"):
-        import sqlite3
         path = _sqlite_path(url)
 
         def connect():
@@ -215,6 +286,7 @@ def create_readonly_engine(url: str) -> Engine:
                 record.info["authorizer"] = True
 
         sa.event.listen(engine, "checkout", authorize)
+        engine.archive_sqlite_path = path
         return engine
     return sa.create_engine(url, pool_pre_ping=True,
                             execution_options={"postgresql_readonly": True})

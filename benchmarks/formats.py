@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archive.formats import all_formats, get_format  # noqa: E402
-from archive.query import QueryResult, columns_from_model  # noqa: E402
+from archive.result import QueryResult, columns_of  # noqa: E402
 from datamodel import TABLES  # noqa: E402
 
 CHUNK = 10000
@@ -72,8 +72,8 @@ def result(columns, chunks, rows: int, batches=None) -> QueryResult:
             sent += keep
             yield piece
     if batches is not None:
-        return QueryResult(columns_from_model(columns), iter(()), None, _batches=generate())
-    return QueryResult(columns_from_model(columns), generate(), None)
+        return QueryResult(columns_of(columns), maxrec=None, batches=generate())
+    return QueryResult(columns_of(columns), maxrec=None, chunks=generate())
 
 
 def arrow_batches(columns, chunks) -> list:

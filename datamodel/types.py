@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Column", "Table", "ForeignKey", "VERB_MINIMAL", "VERB_STANDARD", "VERB_FULL",
+__all__ = ["Field", "Column", "Table", "ForeignKey", "VERB_MINIMAL", "VERB_STANDARD", "VERB_FULL",
            "DATATYPES"]
 
 #: Verbosity levels; SCS VERB=1/2/3 selects the columns with ``verbosity <= VERB``.
@@ -18,7 +18,25 @@ DATATYPES = ("boolean", "short", "int", "long", "float", "double", "char")
 
 
 @dataclass(frozen=True)
-class Column:
+class Field:
+    """What describes a column of values wherever it appears: in the database, in
+    TAP_SCHEMA, as a VOTable FIELD or a FITS column. Published columns
+    (``Column``) and the columns of a query result (``archive.result.ResultColumn``)
+    are both Fields, so the two cannot drift apart.
+    """
+
+    name: str
+    datatype: str                  # VOTable datatype
+    description: str | None = None
+    unit: str | None = None
+    ucd: str | None = None
+    utype: str | None = None
+    arraysize: str | None = None   # VOTable arraysize for char columns: "10", "*", "32*"
+    xtype: str | None = None
+
+
+@dataclass(frozen=True)
+class Column(Field):
     """One published column.
 
     ``name`` is the column name in the database, in ADQL and in every output format
@@ -27,14 +45,6 @@ class Column:
     first being the EXTraS/3XMM original.
     """
 
-    name: str
-    datatype: str
-    description: str
-    unit: str | None = None
-    ucd: str | None = None
-    utype: str | None = None
-    arraysize: str | None = None   # VOTable arraysize for char columns: "10", "*", "32*"
-    xtype: str | None = None
     verbosity: int = VERB_STANDARD
     required: bool = False          # NOT NULL; ingest rejects missing values
     role: str | None = None         # "id", "ra" or "dec": the principal columns
@@ -46,6 +56,8 @@ class Column:
     source_names: tuple[str, ...] = ()
 
     def __post_init__(self):
+        if not self.description:
+            raise ValueError(f"column {self.name}: a published column needs a description")
         if self.datatype not in DATATYPES:
             raise ValueError(f"column {self.name}: unknown datatype {self.datatype!r}")
         if self.datatype == "char" and not self.arraysize:

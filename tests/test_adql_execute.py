@@ -6,6 +6,8 @@ geometry against a brute-force astropy separation and the use of the spatial ind
 """
 from __future__ import annotations
 
+from archive.db import PUBLISHED
+
 import math
 
 import numpy as np
@@ -20,7 +22,7 @@ from archive.tap.adql import Catalog, translate
 from conftest import BACKENDS, new_database_url
 
 N = 240
-CATALOG = Catalog.from_datamodel()
+CATALOG = Catalog.of(PUBLISHED)
 
 
 def f32(value) -> float:

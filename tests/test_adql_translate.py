@@ -1,6 +1,8 @@
 """Translation: validation against the catalogue, result metadata, dialect SQL shapes."""
 from __future__ import annotations
 
+from archive.db import PUBLISHED
+
 import pytest
 import sqlalchemy as sa
 
@@ -9,9 +11,9 @@ from archive.tap.adql import (AmbiguousColumnError, ArgumentCountError, Catalog,
                               QueryTooComplexError, UnknownColumnError, UnknownFunctionError,
                               UnknownTableError, Upload, UnsupportedError, translate)
 from archive.tap.adql.errors import ADQLValidationError
-from archive.query import ResultColumn
+from archive.result import ResultColumn
 
-CATALOG = Catalog.from_datamodel()
+CATALOG = Catalog.of(PUBLISHED)
 DIALECTS = ("sqlite", "postgresql")
 
 ERRORS = [
@@ -125,7 +127,7 @@ def test_uploads_are_tables_of_tap_upload():
                      sa.Column("dec", sa.Double), prefixes=["TEMPORARY"])
     cols = [ResultColumn("id", "int"), ResultColumn("ra", "double", unit="deg"),
             ResultColumn("dec", "double", unit="deg")]
-    catalog = Catalog.from_datamodel([Upload("MyList", cols, table, ra="ra", dec="dec")])
+    catalog = Catalog.of(PUBLISHED, [Upload("MyList", cols, table, ra="ra", dec="dec")])
     t = translate("SELECT u.id, a.extras_id FROM TAP_UPLOAD.mylist AS u JOIN extras.aperiodic AS a "
                   "ON 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(u.ra, u.dec, 0.01))", catalog,
                   "sqlite")

@@ -22,7 +22,8 @@ import archive.columnar as columnar
 from archive.db import Database
 from archive.errors import QueryTimeout
 from archive.formats import all_formats
-from archive.query import ResultColumn, execute, interrupt
+from archive.query import execute, interrupt
+from archive.result import ResultColumn
 
 META = sa.MetaData()
 ALLTYPES = sa.Table(
@@ -41,8 +42,8 @@ ALLTYPES = sa.Table(
 COLUMNS = [ResultColumn("id", "int"), ResultColumn("b", "boolean"),
            ResultColumn("s", "short"), ResultColumn("i", "int"), ResultColumn("l", "long"),
            ResultColumn("f", "float"), ResultColumn("d", "double"),
-           ResultColumn("cfix", "char", "4"), ResultColumn("cvar", "char", "*"),
-           ResultColumn("u", "unicodeChar", "*")]
+           ResultColumn("cfix", "char", arraysize="4"), ResultColumn("cvar", "char", arraysize="*"),
+           ResultColumn("u", "unicodeChar", arraysize="*")]
 TEXTS = ["plain", "Zürich", "✓ check", "<&> \"quoted\"", "tab\there", "", "x" * 40,
          "emoji 😀", "ctrl\x01char", "new\nline"]
 NROWS = 57
@@ -94,7 +95,7 @@ def _rows(result):
 
 
 def test_fast_path_rows_match_the_data(database):
-    result = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30,
+    result = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30, plain_scan=True,
                      chunk_rows=CHUNK)
     assert result.columnar is True
     rows = sorted(_rows(result))
@@ -112,11 +113,11 @@ def test_fast_path_rows_match_the_data(database):
 
 
 def test_fast_path_rows_identical_to_slow_path(database, slow_path):
-    fast = execute(database.readonly, _plain(), COLUMNS, maxrec=40, timeout=30,
+    fast = execute(database.readonly, _plain(), COLUMNS, maxrec=40, timeout=30, plain_scan=True,
                    chunk_rows=CHUNK)
     fast_rows, fast_overflow = _rows(fast), fast.overflow
     slow_path()
-    slow = execute(database.readonly, _plain(), COLUMNS, maxrec=40, timeout=30,
+    slow = execute(database.readonly, _plain(), COLUMNS, maxrec=40, timeout=30, plain_scan=True,
                    chunk_rows=CHUNK)
     assert slow.columnar is False
     assert fast_rows == _rows(slow)
@@ -136,11 +137,11 @@ def _normalised(key: str, body: bytes) -> bytes:
 @pytest.mark.parametrize("key", [f.key for f in all_formats()])
 def test_every_format_identical_on_both_paths(database, slow_path, key):
     fmt = next(f for f in all_formats() if f.key == key)
-    fast = execute(database.readonly, _plain(), COLUMNS, maxrec=50, timeout=30,
+    fast = execute(database.readonly, _plain(), COLUMNS, maxrec=50, timeout=30, plain_scan=True,
                    chunk_rows=CHUNK)
     fast_body = b"".join(fmt.render(fast))
     slow_path()
-    slow = execute(database.readonly, _plain(), COLUMNS, maxrec=50, timeout=30,
+    slow = execute(database.readonly, _plain(), COLUMNS, maxrec=50, timeout=30, plain_scan=True,
                    chunk_rows=CHUNK)
     slow_body = b"".join(fmt.render(slow))
     assert _normalised(key, fast_body) == _normalised(key, slow_body)
@@ -155,7 +156,9 @@ def test_every_format_identical_on_both_paths(database, slow_path, key):
 
 @pytest.mark.parametrize("shape", ["where", "order", "group", "join", "expression",
                                    "distinct"])
-def test_fast_path_only_for_plain_scans(database, shape):
+def test_fast_path_only_for_declared_plain_scans(database, shape):
+    """Only statements the caller declares plain scans (the ADQL translator knows)
+    are read columnar; the others, and plain ones not declared, take the row path."""
     t = ALLTYPES
     other = t.alias("o")
     stmt, cols = {
@@ -170,14 +173,13 @@ def test_fast_path_only_for_plain_scans(database, shape):
     result = execute(database.readonly, stmt, cols, maxrec=100, timeout=30)
     assert result.columnar is False
     assert _rows(result)
+    undeclared = execute(database.readonly, _plain(), COLUMNS, maxrec=100, timeout=30)
+    assert undeclared.columnar is False and len(_rows(undeclared)) == NROWS
 
 
 def test_columnar_connection_refuses_writes(database):
     if database.dialect == "sqlite":
-        path = getattr(database.readonly, "_archive_sqlite_path", None)
-        if path is None:
-            execute(database.readonly, _plain(), COLUMNS, maxrec=1, timeout=30)
-            path = database.readonly._archive_sqlite_path
+        path = database.readonly.archive_sqlite_path
         refusal = "readonly"
     else:
         path = columnar._source(database.readonly)
@@ -200,11 +202,11 @@ def test_columnar_connection_refuses_writes(database):
 
 def test_columnar_time_limit(database):
     with pytest.raises(QueryTimeout, match="limit of"):
-        execute(database.readonly, _plain(), COLUMNS, maxrec=100, timeout=1e-9)
+        execute(database.readonly, _plain(), COLUMNS, maxrec=100, timeout=1e-9, plain_scan=True)
 
 
 def test_columnar_interrupt_ends_votable_with_error(database):
-    result = execute(database.readonly, _plain(), COLUMNS, maxrec=100, timeout=30,
+    result = execute(database.readonly, _plain(), COLUMNS, maxrec=100, timeout=30, plain_scan=True,
                      chunk_rows=CHUNK)
     fmt = next(f for f in all_formats() if f.key == "votable")
     pieces = fmt.render(result)
@@ -221,7 +223,7 @@ def test_time_limit_does_not_count_a_slow_client(database, plain):
     """A client that reads slowly does not run into the query time limit."""
     stmt = _plain() if plain else sa.select(*ALLTYPES.c).where(ALLTYPES.c.id >= 0)
     result = execute(database.readonly, stmt, COLUMNS, maxrec=1000, timeout=0.5,
-                     chunk_rows=CHUNK)
+                     chunk_rows=CHUNK, plain_scan=plain)
     chunks = result.chunks()
     rows = list(next(chunks))
     time.sleep(0.8)                                 # longer than the limit
@@ -239,7 +241,7 @@ def test_abandoned_result_stops_the_prefetch_thread(database):
         return [t for t in threading.enumerate() if t.name == "columnar-prefetch"]
 
     assert prefetchers() == []
-    result = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30,
+    result = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30, plain_scan=True,
                      chunk_rows=CHUNK)
     chunks = result.chunks()
     first, second = next(chunks), next(chunks)
@@ -248,6 +250,6 @@ def test_abandoned_result_stops_the_prefetch_thread(database):
     chunks.close()
     assert prefetchers() == []
     # the connection went back to the pool in a usable state
-    again = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30,
+    again = execute(database.readonly, _plain(), COLUMNS, maxrec=1000, timeout=30, plain_scan=True,
                     chunk_rows=CHUNK)
     assert len(_rows(again)) == NROWS

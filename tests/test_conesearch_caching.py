@@ -5,6 +5,7 @@ column content. Every cached path is compared with the uncached one.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 import warnings
 import xml.etree.ElementTree as ET
 
@@ -21,7 +22,9 @@ from archive.conesearch.search import (ALL, catalogue_names, cone_search, cone_s
 from archive.db import Database, catalogue_tables, get_db
 from archive.errors import FatalFault, QueryTimeout, UsageFault
 from archive.formats import get_format
-from archive.query import PreparedStatement, QueryResult, ResultColumn, execute
+from archive.prepared import PreparedStatement
+from archive.query import execute
+from archive.result import QueryResult, ResultColumn
 
 VOT = "{http://www.ivoa.net/xml/VOTable/v1.3}"
 
@@ -298,23 +301,22 @@ def test_datalink_hook_changes_the_cached_header(app, aperiodic):
 
 
 def _render(columns, rows, fmt="votable", infos=()):
-    result = QueryResult(columns, iter([rows]), None)
+    result = QueryResult(columns, maxrec=None, chunks=iter([rows]))
     result.infos.extend(infos)
     return b"".join(get_format(fmt).render(result))
 
 
 def test_votable_header_cache_is_keyed_by_every_attribute():
     base = [ResultColumn("a", "double", unit="deg", ucd="pos.eq.ra", description="one"),
-            ResultColumn("b", "char", "*", description="two")]
+            ResultColumn("b", "char", arraysize="*", description="two")]
     first = _render(base, [(1.0, "x")])
     changed = [ResultColumn("a", "double", unit="arcsec", ucd="pos.eq.ra", description="one"),
-               ResultColumn("b", "char", "*", description="two & more")]
+               ResultColumn("b", "char", arraysize="*", description="two & more")]
     second = _render(changed, [(1.0, "x")])
     assert b'unit="deg"' in first and b'unit="arcsec"' in second
     assert b"two &amp; more" in second and b"two &amp; more" not in first
-    # the same column objects, changed in place after a render, render anew
-    base[0].unit = "mas"
-    base[1].field_id = "main_id"
+    # columns equal but for one attribute render anew
+    base = [replace(base[0], unit="mas"), replace(base[1], field_id="main_id")]
     third = _render(base, [(1.0, "x")])
     assert b'unit="mas"' in third and b'ID="main_id"' in third
     # INFOs are part of the key, serializations too
@@ -326,13 +328,12 @@ def test_votable_header_cache_is_keyed_by_every_attribute():
 
 def test_votable_cached_footer_follows_status_and_resources():
     cols = [ResultColumn("a", "int")]
-    result = QueryResult(cols, iter([[(1,), (2,)]]), 1)
-    result.overflow = True
+    result = QueryResult(cols, maxrec=1, chunks=iter([[(1,), (2,)]]))
     body = b"".join(get_format("votable").render(result))
     assert b'<INFO name="QUERY_STATUS" value="OVERFLOW"/>' in body
     plain = _render(cols, [(1,)])
     assert b"OVERFLOW" not in plain
-    extra = QueryResult(cols, iter([[(1,)]]), None)
+    extra = QueryResult(cols, maxrec=None, chunks=iter([[(1,)]]))
     extra.resources.append('<RESOURCE type="meta"><!-- x --></RESOURCE>')
     assert b"<!-- x -->" in b"".join(get_format("votable").render(extra))
     assert b"<!-- x -->" not in _render(cols, [(1,)])

@@ -19,16 +19,16 @@ from astropy.io.votable import parse as parse_votable
 from archive.errors import FatalFault, UsageFault
 from archive.formats import Format, all_formats, get_format, register
 from archive.formats.votable import error_document
-from archive.query import QueryResult, ResultColumn
+from archive.result import QueryResult, ResultColumn
 
 VOT_NS = "{http://www.ivoa.net/xml/VOTable/v1.3}"
 
 # -- a result with every datatype, nulls everywhere, non-ASCII text -------------------
 
 COLUMNS = [
-    ResultColumn("id", "char", "*", ucd="meta.id;meta.main", field_id="pubdid",
+    ResultColumn("id", "char", arraysize="*", ucd="meta.id;meta.main", field_id="pubdid",
                  description='identifier with <markup> & "quotes"'),
-    ResultColumn("obs", "char", "10", ucd="meta.id;obs"),
+    ResultColumn("obs", "char", arraysize="10", ucd="meta.id;obs"),
     ResultColumn("flag", "boolean", ucd="meta.code"),
     ResultColumn("byte", "unsignedByte"),
     ResultColumn("s", "short"),
@@ -36,12 +36,12 @@ COLUMNS = [
     ResultColumn("l", "long"),
     ResultColumn("f", "float", unit="ct.s**-1", ucd="phot.count"),
     ResultColumn("d", "double", unit="deg", ucd="pos.eq.ra;meta.main"),
-    ResultColumn("t", "char", "*", xtype="timestamp"),
-    ResultColumn("p", "double", "2", unit="deg", xtype="point"),
-    ResultColumn("c", "double", "3", unit="deg", xtype="circle"),
-    ResultColumn("u", "unicodeChar", "*"),
+    ResultColumn("t", "char", arraysize="*", xtype="timestamp"),
+    ResultColumn("p", "double", arraysize="2", unit="deg", xtype="point"),
+    ResultColumn("c", "double", arraysize="3", unit="deg", xtype="circle"),
+    ResultColumn("u", "unicodeChar", arraysize="*"),
 ]
-POLYGON = ResultColumn("poly", "double", "*", unit="deg", xtype="polygon")
+POLYGON = ResultColumn("poly", "double", arraysize="*", unit="deg", xtype="polygon")
 
 # rows as SQLite/PostgreSQL return them: 0/1 and True/False booleans, ints in float
 # columns, Decimal, datetime, geometry as lists, tuples and text
@@ -80,20 +80,14 @@ EXPECTED = {   # (values, nulls) as a reader of a VOTable should see them
 def make_result(rows=ROWS, columns=COLUMNS, *, chunk=2, overflow=False, infos=(),
                 resources=(), fail_after=None, error=None):
     """A QueryResult over ``rows`` in chunks, optionally failing after some chunks."""
-    result = QueryResult(list(columns), iter(()), None, infos=list(infos),
-                         resources=list(resources))
-
     def generate():
         for k, start in enumerate(range(0, len(rows), chunk)):
             if fail_after is not None and k == fail_after:
                 raise error or RuntimeError("disk on fire")
-            part = rows[start:start + chunk]
-            result.row_count += len(part)
-            yield list(part)
-        result.overflow = overflow
+            yield list(rows[start:start + chunk])
 
-    result._chunks = generate()
-    return result
+    return QueryResult(columns, maxrec=None, chunks=generate(), overflow=overflow,
+                       infos=infos, resources=resources)
 
 
 def render(key, result, **options) -> bytes:
@@ -323,7 +317,7 @@ def test_unsupported_datatype_fails_before_the_first_byte(key):
 @pytest.mark.parametrize("key", [f.key for f in all_formats()])
 def test_bad_arraysize_fails_before_the_first_byte(key):
     with pytest.raises(FatalFault, match="arraysize 'many'"):
-        get_format(key).render(make_result([("x",)], [ResultColumn("a", "char", "many")]))
+        get_format(key).render(make_result([("x",)], [ResultColumn("a", "char", arraysize="many")]))
 
 
 def test_row_with_wrong_number_of_values_is_reported():
@@ -538,9 +532,9 @@ def test_text_formats_abort_on_error_mid_stream(key):
 
 # -- memory stays flat ----------------------------------------------------------------
 
-MEMORY_COLUMNS = [ResultColumn("id", "char", "*"), ResultColumn("n", "long"),
+MEMORY_COLUMNS = [ResultColumn("id", "char", arraysize="*"), ResultColumn("n", "long"),
                   ResultColumn("x", "double"), ResultColumn("y", "float"),
-                  ResultColumn("ok", "boolean"), ResultColumn("cam", "char", "2")]
+                  ResultColumn("ok", "boolean"), ResultColumn("cam", "char", arraysize="2")]
 
 
 def lazy_result(rows: int, chunk: int = 10000) -> QueryResult:
@@ -552,7 +546,7 @@ def lazy_result(rows: int, chunk: int = 10000) -> QueryResult:
     def generate():
         for k, start in enumerate(range(0, rows, chunk)):
             yield list(templates[k % 3][:rows - start])
-    return QueryResult(MEMORY_COLUMNS, generate(), None)
+    return QueryResult(MEMORY_COLUMNS, maxrec=None, chunks=generate())
 
 
 @pytest.mark.parametrize("key, rows", [("votable", 1_000_000), ("fits", 1_000_000),
@@ -597,7 +591,7 @@ def test_executor_rows_on_each_database(backend, tmp_path):
             {"k": 3, "ok": False, "r": 2, "d": -1, "n": 7, "name": "x", "at": None}])
     columns = [ResultColumn("ok", "boolean"), ResultColumn("r", "float"),
                ResultColumn("d", "double"), ResultColumn("n", "long"),
-               ResultColumn("name", "char"), ResultColumn("at", "char", "*", xtype="timestamp")]
+               ResultColumn("name", "char"), ResultColumn("at", "char", arraysize="*", xtype="timestamp")]
     stmt = sa.select(t.c.ok, t.c.r, t.c.d, t.c.n, t.c.name, t.c.at).order_by(t.c.k)
     try:
         result = execute(engine, stmt, columns, maxrec=2, timeout=30)

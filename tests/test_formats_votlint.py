@@ -8,7 +8,7 @@ import pytest
 from archive.errors import UsageFault
 from archive.formats import get_format
 from archive.formats.votable import error_document
-from archive.query import ResultColumn
+from archive.result import ResultColumn
 
 from test_formats import COLUMNS, POLYGON, POLYGONS, ROWS, make_result
 
@@ -87,7 +87,7 @@ def test_votlint_every_datatype_alone_in_binary2(stilts, tmp_path):
 
 
 def test_votlint_unicode_char_fixed_width(stilts, tmp_path):
-    col = ResultColumn("code", "unicodeChar", "3")
+    col = ResultColumn("code", "unicodeChar", arraysize="3")
     for key in ("votable", "votable/td"):
         data = b"".join(get_format(key).render(make_result([("ab",), ("✓✓✓✓",), (None,)],
                                                             [col])))

@@ -6,7 +6,8 @@ import datamodel
 from archive import sky
 from archive.db import Database, catalogue_tables
 from archive.errors import ArchiveFault, FatalFault, QueryTimeout, UsageFault
-from archive.query import ResultColumn, execute
+from archive.query import execute
+from archive.result import ResultColumn
 
 LONGTERM = catalogue_tables["longterm"]
 
@@ -54,7 +55,8 @@ def test_maxrec_and_top(database, maxrec, top, expected, overflow):
     stmt = sa.select(LONGTERM.c.srcid, LONGTERM.c.n_obs).order_by(LONGTERM.c.srcid)
     if top is not None:
         stmt = stmt.limit(top)
-    result = execute(database.readonly, stmt, COLS, maxrec=maxrec, timeout=10, chunk_rows=30)
+    result = execute(database.readonly, stmt, COLS, maxrec=maxrec, timeout=10, chunk_rows=30,
+                     top=top)
     rows = rows_of(result)
     assert len(rows) == expected and result.overflow is overflow
     assert [r[0] for r in rows] == list(range(1, expected + 1))
@@ -157,7 +159,7 @@ def test_rows_come_back_with_the_values_sqlalchemy_gives(database, with_boolean)
     applies); a boolean column has one on SQLite, and its values are still Python
     bools. Either way the chunks are plain tuples with the stored values."""
     cols = [LONGTERM.c.srcid, LONGTERM.c.iauname, LONGTERM.c.ra]
-    meta = [ResultColumn("srcid", "long"), ResultColumn("iauname", "char", "*"),
+    meta = [ResultColumn("srcid", "long"), ResultColumn("iauname", "char", arraysize="*"),
             ResultColumn("ra", "double")]
     if with_boolean:
         cols.append(LONGTERM.c.var_flag)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 import datamodel
-from archive.db import Database, init_db, tap_schema_tables
-from archive.tap.schema import (RESERVED_WORDS, adql_name, fill_tap_schema,
-                                tap_schema_rows)
+from archive.db import Database, fill_tap_schema, init_db, tap_schema_tables
+from datamodel.names import RESERVED_WORDS, adql_name
+from datamodel.publish import tap_schema_rows
 from datamodel.tap_schema import TAP_SCHEMA_TABLES
 
 

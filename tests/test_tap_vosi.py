@@ -9,7 +9,7 @@ from astropy.io.votable import parse as parse_votable
 
 import datamodel
 from archive.formats import all_formats
-from archive.tap.schema import tap_schema_rows
+from datamodel.publish import tap_schema_rows
 from datamodel.tap_schema import TAP_SCHEMA_TABLES
 
 XSI = "{http://www.w3.org/2001/XMLSchema-instance}type"

@@ -1,6 +1,8 @@
 """TAP_UPLOAD: reading, type round trip, limits, bad input, index-using cross-match."""
 from __future__ import annotations
 
+from archive.db import PUBLISHED
+
 import io
 import threading
 import time
@@ -302,7 +304,7 @@ def test_crossmatch_plan_uses_the_spatial_index(app):
     uploads = load_uploads([UploadSpec("probes", "param:p")], {"p": buf}, app.config)
     query = ("SELECT u.src, a.extras_id FROM TAP_UPLOAD.probes AS u JOIN extras.aperiodic AS a "
              "ON 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(u.ra, u.dec, 5.0 / 3600))")
-    translation = translate(query, Catalog.from_datamodel(uploads=uploads), db.dialect)
+    translation = translate(query, Catalog.of(PUBLISHED, uploads=uploads), db.dialect)
     sql = translation.statement.compile(dialect=db.engine.dialect,
                                         compile_kwargs={"literal_binds": True})
     assert "_lo0" in str(sql)

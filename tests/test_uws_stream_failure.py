@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from archive.db import Database
 from archive.errors import FatalFault
+from archive.result import QueryResult
 from archive.tap import run as tap_run
 from archive.tap import uws, worker
 
@@ -16,16 +17,14 @@ def test_failure_while_writing_the_result_ends_the_job_in_error(empty_config, mo
 
     def failing_run_query(*args, **kwargs):
         result = real_run_query(*args, **kwargs)
-        # break whichever stream the writer reads: Arrow batches or row chunks
-        name = "_batches" if result.columnar else "_chunks"
-        source = getattr(result, name)
+        rows = result.chunks()
 
         def broken():
-            yield next(source)               # the first rows are written ...
+            yield next(rows)                 # the first rows are written ...
             raise FatalFault("the disk holding the database went away")   # ... then this
 
-        setattr(result, name, broken())
-        return result
+        return QueryResult(result.columns, maxrec=result.maxrec, chunks=broken(),
+                           infos=result.infos)
 
     monkeypatch.setattr(tap_run, "run_query", failing_run_query)
     try:

@@ -13,9 +13,10 @@ columns carrying the UCD1 forms SCS 1.03 requires (``ID_MAIN``,
 ``/scs/all`` combines every positional table with a UNION ALL over the columns
 they share: ``_r``, ``catalogue`` (the table name), ``id`` (the table's principal
 identifier as text), ``ra`` and ``dec``; from VERB=2 also ``obs_id`` and
-``srcid`` (null where a table has no such column).
+``srcid`` (null where a table has no such column). Their FIELDs come from the
+data model's declarations of those columns (``SHARED_COLUMNS``).
 
-DataLink: ``mark_id_field(columns)`` gives the ID_MAIN column the VOTable
+DataLink: ``with_id_field(columns)`` gives the ID_MAIN column the VOTable
 ``ID="main_id"`` so that a service descriptor (``<PARAM ... ref="main_id"/>``)
 added to ``QueryResult.resources`` can point at it. It is not set otherwise:
 astropy names table columns by their ID when there is one, which would rename
@@ -23,7 +24,6 @@ the id column for everyone reading the VOTable with astropy.
 """
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -32,11 +32,13 @@ import datamodel
 from .. import spatial
 from ..db import catalogue_tables
 from ..errors import NotFoundFault
-from ..query import PreparedStatement, QueryResult, ResultColumn, execute
+from ..prepared import PreparedStatement
+from ..query import execute
+from ..result import QueryResult, ResultColumn
 
-__all__ = ["ALL", "SCS_UCDS", "ID_FIELD", "catalogue_names", "find_catalogue",
-           "result_columns", "shared_columns", "cone_statement", "prepared_cone",
-           "cone_search", "mark_id_field"]
+__all__ = ["ALL", "SCS_UCDS", "ID_FIELD", "SHARED_COLUMNS", "catalogue_names",
+           "find_catalogue", "result_columns", "cone_statement", "prepared_cone",
+           "cone_search", "with_id_field"]
 
 #: The name of the combined service.
 ALL = "all"
@@ -49,12 +51,10 @@ DISTANCE = ResultColumn("_r", "double", unit="deg", ucd="pos.angDistance",
                         description="Angular distance from the centre of the cone")
 
 
-def mark_id_field(columns: list[ResultColumn]) -> str:
-    """Give the ID_MAIN column the VOTable ID ``ID_FIELD`` and return that ID."""
-    for col in columns:
-        if col.ucd == "ID_MAIN":
-            col.field_id = ID_FIELD
-    return ID_FIELD
+def with_id_field(columns: list[ResultColumn]) -> list[ResultColumn]:
+    """``columns`` with the VOTable ID ``ID_FIELD`` on the ID_MAIN column."""
+    return [ResultColumn.of(c, field_id=ID_FIELD) if c.ucd == "ID_MAIN" else c
+            for c in columns]
 
 
 @lru_cache(maxsize=1)
@@ -83,44 +83,47 @@ def _model_columns(table: datamodel.Table, verb: int) -> list[datamodel.Column]:
     return missing + cols
 
 
-def _scs_column(col: datamodel.Column) -> ResultColumn:
-    ucd = SCS_UCDS.get(col.role, col.ucd)
-    return ResultColumn(col.name, col.datatype, col.arraysize, col.unit, ucd, col.utype,
-                        col.xtype, col.description)
+def _scs_column(col: datamodel.Field, **changes) -> ResultColumn:
+    return ResultColumn.of(col, ucd=SCS_UCDS.get(getattr(col, "role", None), col.ucd),
+                           **changes)
 
 
-_ALL_COLUMNS = (
-    (1, ResultColumn("catalogue", "char", "*", None, "meta.id;meta.dataset", None, None,
-                     "The catalogue (table) the row comes from")),
-    (1, ResultColumn("id", "char", "*", None, "ID_MAIN", None, None,
-                     "Principal identifier of the row in its catalogue")),
-    (1, ResultColumn("ra", "double", None, "deg", "POS_EQ_RA_MAIN", None, None,
-                     "Right ascension (ICRS)")),
-    (1, ResultColumn("dec", "double", None, "deg", "POS_EQ_DEC_MAIN", None, None,
-                     "Declination (ICRS)")),
-    (2, ResultColumn("obs_id", "char", "10", None, "meta.id;obs", None, None,
-                     "XMM-Newton observation identifier (null if the catalogue has none)")),
-    (2, ResultColumn("srcid", "long", None, None, "meta.id", None, None,
-                     "3XMM unique source identifier (null if the catalogue has none)")),
-)
+def _declared(name: str) -> datamodel.Column:
+    """The first declaration of column ``name`` in a positional table."""
+    return next(t.column(name) for t in datamodel.positional_tables()
+                if name in {c.name for c in t.columns})
+
+
+def _shared_columns() -> tuple[tuple[int, ResultColumn], ...]:
+    """(VERB from which it appears, FIELD) of the columns of ``/scs/all``."""
+    first = datamodel.positional_tables()[0]
+    return (
+        (1, ResultColumn("catalogue", "char", "The catalogue (table) the row comes from",
+                         ucd="meta.id;meta.dataset", arraysize="*")),
+        (1, _scs_column(first.role_column("id"), name="id", datatype="char", arraysize="*",
+                        description="Principal identifier of the row in its catalogue")),
+        (1, _scs_column(first.role_column("ra"))),
+        (1, _scs_column(first.role_column("dec"))),
+        *((2, _scs_column(_declared(name), description=f"{_declared(name).description} "
+                                                         "(null if the catalogue has none)"))
+          for name in ("obs_id", "srcid")),
+    )
+
+
+#: The columns of the combined service, ``/scs/all``.
+SHARED_COLUMNS = _shared_columns()
 
 
 @lru_cache(maxsize=None)
 def _columns(name: str, verb: int) -> tuple[ResultColumn, ...]:
     if name == ALL:
-        return (DISTANCE, *(c for v, c in _ALL_COLUMNS if v <= verb))
+        return (DISTANCE, *(c for v, c in SHARED_COLUMNS if v <= verb))
     table = datamodel.TABLES[name]
     return (DISTANCE, *(_scs_column(c) for c in _model_columns(table, verb)))
 
 
 def result_columns(name: str, verb: int) -> list[ResultColumn]:
-    """The FIELDs of a cone search on service ``name`` at verbosity ``verb`` (copies)."""
-    return [dataclasses.replace(c) for c in _columns(name, verb)]
-
-
-def shared_columns(name: str, verb: int) -> list[ResultColumn]:
-    """The FIELDs like ``result_columns``, but the cached objects themselves (no
-    copies): for a result whose columns nobody changes (no DataLink ID)."""
+    """The FIELDs of a cone search on service ``name`` at verbosity ``verb``."""
     return list(_columns(name, verb))
 
 
@@ -183,14 +186,12 @@ def cone_search(engine, name: str, ra: float, dec: float, sr: float, *, verb: in
 
     ``sr == 0`` answers an empty table with every FIELD without touching the
     database: SCS clients (pyvo's ``SCSService.columns``) send RA=0&DEC=0&SR=0 to
-    learn the columns. ``columns`` defaults to ``result_columns(name, verb)``
-    (fresh copies); callers that do not change them may pass
-    ``shared_columns(name, verb)`` instead.
+    learn the columns. ``columns`` defaults to ``result_columns(name, verb)``.
     """
     if columns is None:
         columns = result_columns(name, verb)
     slots, values = (0, None) if sr == 0 else spatial.cone_parameters(ra, dec, sr)
     if not slots:
-        return QueryResult(list(columns), iter(()), maxrec)
+        return QueryResult.empty(columns, maxrec=maxrec)
     return execute(engine, prepared_cone(name, verb, slots), columns,
                    maxrec=maxrec, timeout=timeout, params=values)

@@ -30,8 +30,7 @@ from ..formats import get_format
 from ..formats.votable import error_document
 from ..params import Params
 from .params import parse_cone
-from .search import (ALL, cone_search, find_catalogue, mark_id_field, result_columns,
-                     shared_columns)
+from .search import ALL, cone_search, find_catalogue, result_columns, with_id_field
 
 __all__ = ["bp"]
 
@@ -98,14 +97,14 @@ def cone(catalogue: str):
     cone_req = parse_cone(params, current_app.config)
     fmt = get_format(cone_req.response_format)
     hook = current_app.extensions.get("scs_descriptors")
-    # without a DataLink hook nothing changes the columns: use the cached ones
-    columns = (result_columns if hook is not None else shared_columns)(name, cone_req.verb)
+    columns = result_columns(name, cone_req.verb)
+    if hook is not None:
+        columns = with_id_field(columns)
     result = cone_search(get_db().readonly, name, cone_req.ra, cone_req.dec, cone_req.sr,
                          verb=cone_req.verb, maxrec=cone_req.maxrec,
                          timeout=float(current_app.config["QUERY_TIMEOUT"]),
                          columns=columns)
     if hook is not None:
-        mark_id_field(result.columns)
         result.resources.extend(hook(name, result.columns, _base_url(name)))
     if cone_req.response_format is None and fmt.key == "votable":
         content_type = SCS_MIME

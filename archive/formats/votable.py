@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ArchiveFault
-from ..query import ResultColumn
+from ..result import ResultColumn
 from .encode import (Column, ColumnLayout, ascii_text, clip_text, control_escaped,
                      encode_chunk, format_array, format_numbers, layouts_for)
 from .stream import GuardedStream

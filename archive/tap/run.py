@@ -6,7 +6,7 @@ unknown parameters are ignored) and ``run_query`` translates the ADQL, runs it
 read-only under the configured time limit and returns a streaming
 ``QueryResult``. Table uploads plug in through ``uploads``: a sequence of
 uploaded-table objects that the ADQL catalogue learns about
-(``Catalog.from_datamodel(uploads=...)``) and that are loaded into temporary
+(``Catalog.of(PUBLISHED, uploads=...)``) and that are loaded into temporary
 tables on the query's connection before the query runs (``setup(conn)``, or each
 upload's ``load(conn)``).
 """
@@ -19,7 +19,9 @@ from typing import Any, Callable, Sequence
 
 from ..errors import UsageFault
 from ..params import Params, parse_int
-from ..query import QueryResult, execute
+from ..db import PUBLISHED
+from ..query import execute
+from ..result import QueryResult
 
 __all__ = ["LANGUAGES", "TapRequest", "UploadSpec", "parse_request", "parse_uploads",
            "run_query", "effective_maxrec"]
@@ -118,9 +120,19 @@ def parse_request(params: Params, config: dict) -> TapRequest:
                       uploads=parse_uploads(params), params=params)
 
 
-def _top_of(statement) -> int | None:
+def _shape(statement) -> tuple[int | None, int, bool]:
+    """(TOP, OFFSET, plain scan) of a translated statement.
+    TEMPORARY: replaced by what the translator knows (Translation.top, ...)."""
+    import sqlalchemy as sa
     limit = getattr(statement, "_limit", None)
-    return limit if isinstance(limit, int) else None
+    top = limit if isinstance(limit, int) else None
+    if not isinstance(statement, sa.Select):
+        return top, 0, False
+    offset = statement._offset if statement._offset_clause is not None else 0
+    plain = not (statement.whereclause is not None or statement._group_by_clauses
+                 or statement._having_criteria or statement._distinct
+                 or statement._order_by_clauses or statement._setup_joins)
+    return top, offset if isinstance(offset, int) else 0, plain and isinstance(offset, int)
 
 
 def effective_maxrec(request_maxrec: int | None, top: int | None, config: dict) -> int:
@@ -156,11 +168,12 @@ def run_query(request: TapRequest | Params, db, config: dict,
         request = parse_request(request, config)
     if request.uploads and uploads is None:
         raise UsageFault("table uploads (UPLOAD) are not available on this endpoint")
-    catalog = Catalog.from_datamodel(uploads=list(uploads) if uploads else None)
+    catalog = Catalog.of(PUBLISHED, uploads=list(uploads) if uploads else None)
     # ADQL errors are UsageFaults naming the problem and its line and column
     translation = translate(request.query, catalog, db.dialect)
     statement = translation.statement
-    maxrec = effective_maxrec(request.maxrec, _top_of(statement), config)
+    top, offset, plain_scan = _shape(statement)
+    maxrec = effective_maxrec(request.maxrec, top, config)
     infos = [("QUERY", request.query, "The ADQL query as received"),
              ("LANG", request.lang, "Query language"),
              ("SERVICE_PROTOCOL", "1.1", "ivo://ivoa.net/std/TAP"),
@@ -176,9 +189,10 @@ def run_query(request: TapRequest | Params, db, config: dict,
                     table.load(conn)
     if maxrec == 0:
         # DALI: MAXREC=0 asks for the metadata only; the query is not run
-        result = QueryResult(list(translation.columns), iter(()), 0, overflow=True)
+        result = QueryResult.empty(translation.columns, maxrec=0, overflow=True)
     else:
         result = execute(db.readonly, statement, translation.columns, maxrec=maxrec,
-                         timeout=float(config["QUERY_TIMEOUT"]), setup=setup)
+                         timeout=float(config["QUERY_TIMEOUT"]), setup=setup, top=top,
+                         offset=offset, plain_scan=plain_scan)
     result.infos[:0] = infos
     return result

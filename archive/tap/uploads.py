@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from ..db import SQL_TYPES, sql_type
 from ..errors import UsageFault
-from ..query import ResultColumn
+from ..result import ResultColumn
 from ..sky import ORDER, healpix_index, unit_vectors
 from .adql import Upload
 
@@ -271,8 +271,8 @@ def _read_votable(content: bytes, name: str):
         datatype = _field_type(f.name, f.datatype, f.arraysize, f.xtype)
         arraysize = "*" if datatype in ("char", "unicodeChar") else None
         description = f.description if isinstance(f.description, str) else None
-        cols.append(ResultColumn(f.name, datatype, arraysize, f.unit and str(f.unit),
-                                 f.ucd, f.utype, f.xtype, description))
+        cols.append(ResultColumn(f.name, datatype, description, f.unit and str(f.unit),
+                                 f.ucd, f.utype, arraysize, f.xtype))
         values.append(_python_column(array, datatype))
     return cols, values, nrows
 
@@ -297,8 +297,8 @@ def _read_astropy(content: bytes, name: str, fmt: str):
                              "tables may have scalar columns and strings only")
         datatype = _numpy_datatype(col.dtype)
         unit = str(col.unit) if col.unit is not None else None
-        cols.append(ResultColumn(colname, datatype, "*" if datatype == "char" else None,
-                                 unit, None, None, None, col.description or None))
+        cols.append(ResultColumn(colname, datatype, col.description or None, unit,
+                                 arraysize="*" if datatype == "char" else None))
         data = np.ma.MaskedArray(col) if hasattr(col, "mask") else np.asarray(col)
         values.append(_python_column(data, datatype))
     return cols, values, len(table)

@@ -102,7 +102,7 @@ def index():
     """A page for people: what the endpoints are, and a small query form."""
     import datamodel
     from ..formats import all_formats
-    from .schema import published_tables
+    from datamodel.publish import published_tables
     config = current_app.config
     return render_template(
         "tap/index.html", base=tap_base_url(), formats=all_formats(),

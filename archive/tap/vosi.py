@@ -1,12 +1,13 @@
 """Data for the VOSI documents of the TAP service (no Flask).
 
 The /tables documents are built from the same records as TAP_SCHEMA
-(``archive.tap.schema``), so the two cannot disagree (taplint TMC).
+(``datamodel.publish``), so the two cannot disagree (taplint TMC).
 """
 from __future__ import annotations
 
-from .schema import (SCHEMA_DESCRIPTIONS, adql_name, indexed_columns, key_records,
-                     published_tables)
+from datamodel.names import adql_name
+from datamodel.publish import (SCHEMA_DESCRIPTIONS, indexed_columns, key_records,
+                               published_tables)
 
 __all__ = ["DETAILS", "tableset", "find_table", "table_entry", "TAPREGEXT",
            "ADQL_FEATURES", "output_formats"]

@@ -4,10 +4,11 @@ Public API::
 
     parse(text) -> lark.Tree                    # or ADQLSyntaxError(line, column)
     translate(text, catalog, dialect) -> Translation(statement, columns, tables)
-    Catalog.from_datamodel(uploads=None)        # what queries may name
+    Catalog.of(published, uploads=None)         # what queries may name
     Upload(name, columns, table, ra=None, dec=None)
 
-Pure Python: no Flask, no database connection. See docs/adql.md.
+Pure Python: no Flask, no executor, no database module (the published tables
+are passed in). See docs/adql.md.
 """
 from .catalog import UPLOAD_SCHEMA, Catalog, CatalogTable, Upload
 from .errors import (ADQLError, ADQLSyntaxError, ADQLValidationError, AmbiguousColumnError,

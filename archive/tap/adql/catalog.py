@@ -1,20 +1,19 @@
 """What ADQL queries may use: the published tables and columns, and uploaded tables.
 
-Built from the data model (``datamodel.TABLES`` in schema ``extras``, TAP_SCHEMA) and
-the SQLAlchemy tables of ``archive.db``; uploads (schema ``TAP_UPLOAD``) are added per
-query by the uploads code. Only what is described here can be named in a query: the
+Built from the published tables the caller passes in (pairs of a data-model table
+and its SQLAlchemy table: ``archive.db.PUBLISHED``); uploads (schema ``TAP_UPLOAD``)
+are added per query by the uploads code. This package imports no database module. Only what is described here can be named in a query: the
 hidden spatial columns (``_hpx``, ``_x``, ``_y``, ``_z``) are not, but the translator
 uses them for geometry.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Sequence
 
 import sqlalchemy as sa
 
-from archive.query import ResultColumn
+from archive.result import ResultColumn, columns_of
 
 __all__ = ["Catalog", "CatalogTable", "Upload", "UPLOAD_SCHEMA"]
 
@@ -79,19 +78,17 @@ class Catalog:
         self.tables = list(tables)
 
     @classmethod
-    def from_datamodel(cls, uploads: Sequence[Upload] | None = None) -> "Catalog":
-        """The published catalogues, TAP_SCHEMA, and the given uploaded tables."""
-        tables = list(_published_tables())
+    def of(cls, published: Sequence, uploads: Sequence[Upload] | None = None) -> "Catalog":
+        """The ``published`` tables ((data-model table, SQLAlchemy table) pairs: the
+        catalogues and TAP_SCHEMA) and the given uploaded tables."""
+        tables = list(_published_tables(published))
         for upload in uploads or ():
             tables.append(cls.upload_table(upload))
         return cls(tables)
 
     @staticmethod
     def upload_table(upload: Upload) -> CatalogTable:
-        cols = [c if isinstance(c, ResultColumn) else ResultColumn(
-            c.name, c.datatype, getattr(c, "arraysize", None), getattr(c, "unit", None),
-            getattr(c, "ucd", None), getattr(c, "utype", None), getattr(c, "xtype", None),
-            getattr(c, "description", None)) for c in upload.columns]
+        cols = columns_of(upload.columns)
         spatial = all(n in upload.table.c for n in ("_hpx", "_x", "_y", "_z"))
         return CatalogTable(UPLOAD_SCHEMA, upload.name, upload.table, cols,
                             ra=upload.ra, dec=upload.dec, spatial=spatial)
@@ -111,23 +108,23 @@ class Catalog:
         return [t.qualified_name for t in self.tables]
 
 
-@lru_cache(maxsize=1)
-def _published_tables() -> tuple[CatalogTable, ...]:
-    """The catalogues and TAP_SCHEMA as CatalogTables, built once: they derive from
-    the data model, which does not change while the process runs (translation only
-    reads them)."""
-    import datamodel
-    from archive.db import catalogue_tables, tap_schema_tables
-    from archive.query import columns_from_model
-    from datamodel.tap_schema import TAP_SCHEMA_TABLES
+#: CatalogTables of the published tables, built once per ``published`` sequence (the
+#: data model does not change while the process runs; translation only reads them).
+#: Keyed by identity, with the sequence kept so that its id stays its own.
+_PUBLISHED: dict[int, tuple[Sequence, tuple[CatalogTable, ...]]] = {}
 
+
+def _published_tables(published: Sequence) -> tuple[CatalogTable, ...]:
+    found = _PUBLISHED.get(id(published))
+    if found is not None and found[0] is published:
+        return found[1]
     tables = []
-    for models, sa_tables in ((datamodel.TABLES, catalogue_tables),
-                              (TAP_SCHEMA_TABLES, tap_schema_tables)):
-        for key, model in models.items():
-            ra, dec = model.role_column("ra"), model.role_column("dec")
-            tables.append(CatalogTable(
-                model.schema, model.name, sa_tables[key], columns_from_model(model.columns),
-                ra=ra.name if ra else None, dec=dec.name if dec else None,
-                spatial=model.positional, description=model.description))
-    return tuple(tables)
+    for model, table in published:
+        ra, dec = model.role_column("ra"), model.role_column("dec")
+        tables.append(CatalogTable(
+            model.schema, model.name, table, columns_of(model.columns),
+            ra=ra.name if ra else None, dec=dec.name if dec else None,
+            spatial=model.positional, description=model.description))
+    built = tuple(tables)
+    _PUBLISHED[id(published)] = (published, built)
+    return built

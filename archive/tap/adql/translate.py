@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from lark import Token, Tree
 
-from archive.query import ResultColumn
+from archive.result import ResultColumn
 
 from . import functions as fn
 from . import geometry as geo
@@ -1041,5 +1041,5 @@ class Translator:
                           sa.BigInteger if dt == "long" else sa.Double)
         meta = None
         if unit_meta is not None and unit_meta.unit:
-            meta = ResultColumn(lname, dt, None, unit_meta.unit)
+            meta = ResultColumn(lname, dt, unit=unit_meta.unit)
         return Value(sql, dt, meta=meta, aggregate=True, name=lname)

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from archive.query import ResultColumn
+from archive.result import ResultColumn
 
 __all__ = ["Value", "NOCONST", "INTEGERS", "FLOATS", "NUMERIC", "sa_type", "as_double",
            "as_number", "numeric_result", "literal"]
@@ -65,7 +65,7 @@ class Value:
         arraysize = self.arraysize if datatype == "char" else None
         if datatype == "char" and not arraysize:
             arraysize = "*"
-        return ResultColumn(name, datatype, arraysize)
+        return ResultColumn(name, datatype, arraysize=arraysize)
 
 
 def as_double(v: Value):

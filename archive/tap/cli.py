@@ -17,10 +17,8 @@ __all__ = ["register", "adql_command"]
 @click.pass_context
 def adql_command(ctx, query, dialect, syntax_only):
     """Translate an ADQL QUERY and print the SQL (exit 1 with the error if invalid)."""
-    from .catalog import Catalog
-    from .errors import ADQLError
-    from .parser import parse
-    from .translate import translate
+    from ..db import PUBLISHED
+    from .adql import ADQLError, Catalog, parse, translate
     try:
         if syntax_only:
             parse(query)
@@ -30,7 +28,7 @@ def adql_command(ctx, query, dialect, syntax_only):
             import sqlalchemy as sa
             url = ctx.obj.config["DATABASE_URL"]
             dialect = sa.engine.make_url(url).get_backend_name()
-        result = translate(query, Catalog.from_datamodel(), dialect)
+        result = translate(query, Catalog.of(PUBLISHED), dialect)
     except ADQLError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
