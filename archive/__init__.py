@@ -18,8 +18,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "archive" / "static"))
     app.config.update(load_config(test_config))
-    from . import db
+    from . import db, http
     db.init_app(app)
+    http.install(app)
     from .blueprints import register_blueprints
     register_blueprints(app)
     return app

@@ -5,43 +5,9 @@ import sys
 
 import click
 
-from .config import ConfigError, load_config
+from .cli_context import Context, pass_context
 
 __all__ = ["main", "cli"]
-
-
-class Context:
-    """What every sub-command gets: the configuration, and the database on demand."""
-
-    def __init__(self, overrides):
-        self.overrides = overrides
-        self._config = None
-        self._db = None
-
-    @property
-    def config(self) -> dict:
-        if self._config is None:
-            try:
-                self._config = load_config(self.overrides)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
-        return self._config
-
-    @property
-    def db(self):
-        if self._db is None:
-            from .db import Database
-            self._db = Database(self.config["DATABASE_URL"])
-        return self._db
-
-    def close(self):
-        """Dispose of the database engines, if any were made."""
-        if self._db is not None:
-            self._db.dispose()
-            self._db = None
-
-
-pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,23 +64,22 @@ def serve_command(ctx, bind, workers, threads):
     os.execve(sys.executable, args, env)
 
 
-def _register_commands():
-    """Attach the sub-commands that live with their subsystems."""
-    from ingest.cli import register as register_ingest
-    register_ingest(cli)
-    from archive.tap.worker import register as register_worker
-    register_worker(cli)
-    from .tap.cli import register as register_adql
-    register_adql(cli)
+def _add_commands() -> None:
+    """The sub-commands that live with their subsystems, attached as the group is built
+    (this module is the top of the import graph: nothing imports it)."""
+    from ingest.cli import demo_command, ingest_group
+    from .tap.cli import adql_command, worker_command
+    for command in (ingest_group, demo_command, worker_command, adql_command):
+        cli.add_command(command)
+
+
+_add_commands()
 
 
 def main(argv=None):
-    _register_commands()
+    """The ``extras-archive`` entry point."""
     return cli.main(args=argv, prog_name="extras-archive")
 
 
 if __name__ == "__main__":
-    # ``python -m archive.cli``: run the imported module's main, not this __main__ copy,
-    # so that sub-commands registered from other packages share one Context class
-    from archive.cli import main as _main
-    sys.exit(_main())
+    sys.exit(main())

@@ -25,7 +25,6 @@ DEFAULTS: dict[str, Any] = {
     # public base URL (scheme://host[:port][/prefix]); empty: taken from each request
     "BASE_URL": "",
     "ARCHIVE_TITLE": "EXTraS Variability Archive",
-    "IVOID_AUTHORITY": "ivo://extras.archive",
     # queries
     "QUERY_TIMEOUT": 60.0,            # seconds, sync queries (TAP sync, cone search, form)
     "TAP_DEFAULT_MAXREC": 20000,      # rows returned when MAXREC is not given
@@ -48,12 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_MAX_BYTES": 200 * 1024 * 1024,
     "UPLOAD_MAX_ROWS": 2000000,
     "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
-    # name resolution
-    "SIMBAD_URL": "https://simbad.cds.unistra.fr/simbad/sim-tap",
-    "SIMBAD_TIMEOUT": 10.0,
     # products
     "PRODUCTS_DIR": "",                   # empty means <DATA_DIR>/products
-    "BULK_DOWNLOAD_MAX_FILES": 20000,
 }
 
 

@@ -17,11 +17,9 @@ from datamodel.publish import tap_schema_rows
 from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
 
 __all__ = ["metadata", "catalogue_tables", "tap_schema_tables", "PUBLISHED", "products", "name_cache",
-           "uws_jobs", "SPATIAL_COLUMNS", "SQL_TYPES", "SQLITE_PAGE_SIZE", "sql_type",
+           "uws_jobs", "SQL_TYPES", "SQLITE_PAGE_SIZE", "sql_type",
            "create_engine", "create_readonly_engine", "init_db", "fill_tap_schema", "table_for",
            "sqlite_authorizer", "Database", "init_app", "get_db"]
-
-SPATIAL_COLUMNS = ("_hpx", "_x", "_y", "_z")
 
 #: SQLAlchemy types of the VOTable datatypes stored in the database
 SQL_TYPES = {

@@ -3,11 +3,11 @@
 Everything that lists columns (SQL tables, TAP_SCHEMA, VOTable FIELDs, the web form,
 cone search, ingest validation) derives the list from here.
 """
-from .catalogues import CATALOGUE_TITLES, SCHEMA, TABLES
+from .catalogues import SCHEMA, TABLES
 from .products import BANDS, PREVIEW, PRODUCT_KEYS, PRODUCT_TYPES, ProductType, match_product
 from .types import (VERB_FULL, VERB_MINIMAL, VERB_STANDARD, Column, ForeignKey, Table)
 
-__all__ = ["TABLES", "SCHEMA", "CATALOGUE_TITLES", "Column", "Table", "ForeignKey",
+__all__ = ["TABLES", "SCHEMA", "Column", "Table", "ForeignKey",
            "ProductType", "PRODUCT_TYPES", "PRODUCT_KEYS", "PREVIEW", "BANDS",
            "match_product", "VERB_MINIMAL", "VERB_STANDARD", "VERB_FULL", "get_table",
            "positional_tables"]

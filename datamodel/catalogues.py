@@ -7,6 +7,7 @@ renamed and the original is kept in ``source_names`` so ingest still finds it.
 """
 from __future__ import annotations
 
+from .products import PRODUCT_KEYS
 from .types import VERB_FULL as FULL
 from .types import VERB_MINIMAL as MIN
 from .types import VERB_STANDARD as STD
@@ -102,7 +103,7 @@ APERIODIC = Table(
     description="Short-term aperiodic variability of XMM-Newton EPIC sources: one row per "
                 "3XMM detection, exposure and camera, with statistics of the 500 s and "
                 "optimal-bin uniform light curves and of the Bayesian-block light curve.",
-    key=("obs_id", "exp_id", "camera", "src_num"),
+    key=PRODUCT_KEYS,
     id_template=EXTRAS_ID_TEMPLATE,
     columns=(
         _extras_id(),
@@ -183,7 +184,7 @@ PERIODIC = Table(
     description="FFT search for periodic signals in the light curves of 3XMM detections, "
                 "accounting for aperiodic variability, with pulsed-fraction upper limits "
                 "for non-detections.",
-    key=("obs_id", "exp_id", "camera", "src_num"),
+    key=PRODUCT_KEYS,
     id_template=EXTRAS_ID_TEMPLATE,
     columns=(
         _extras_id(),
@@ -219,8 +220,8 @@ PERIODIC = Table(
                ucd="meta.code", verbosity=MIN, required=True),
     ),
     foreign_keys=(
-        ForeignKey(("obs_id", "exp_id", "camera", "src_num"), "aperiodic",
-                   ("obs_id", "exp_id", "camera", "src_num"),
+        ForeignKey(PRODUCT_KEYS, "aperiodic",
+                   PRODUCT_KEYS,
                    "The aperiodic-variability row of the same detection"),
     ),
 )
@@ -317,11 +318,3 @@ CLASSIFICATION = Table(
 #: Every published catalogue table, in publication order.
 TABLES: dict[str, Table] = {t.name: t for t in (
     APERIODIC, TRANSIENTS, PERIODIC, LONGTERM, LONGTERM_POINTS, CLASSIFICATION)}
-
-CATALOGUE_TITLES = {
-    "aperiodic": "Aperiodic short-term variability",
-    "transients": "New transients",
-    "periodic": "Periodicity search",
-    "longterm": "Long-term variability",
-    "classification": "Multiwavelength classification",
-}

@@ -5,11 +5,11 @@ import sys
 
 import click
 
-from archive.cli import Context, pass_context
+from archive.cli_context import Context, pass_context
 
 from .errors import IngestError
 
-__all__ = ["register", "ingest_group", "demo_command"]
+__all__ = ["ingest_group", "demo_command"]
 
 
 class _Progress:
@@ -112,11 +112,3 @@ def demo_command(ctx: Context, data_dir, rows, seed, workers, no_products, no_pr
     click.echo(f"injected flares: {summary['flares']}, eclipses: {summary['eclipses']}")
     click.echo(f"database: {config['DATABASE_URL']}")
     click.echo(f"done in {summary['seconds']:.1f} s")
-
-
-def register(cli: click.Group) -> None:
-    """Attach ``ingest`` and ``demo`` to the ``extras-archive`` group."""
-    if "ingest" not in cli.commands:
-        cli.add_command(ingest_group)
-    if "demo" not in cli.commands:
-        cli.add_command(demo_command)

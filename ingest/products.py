@@ -126,6 +126,11 @@ def _relative(path: Path, base: Path) -> str:
     return path.relative_to(base).as_posix()
 
 
+def _key(keys: dict) -> tuple:
+    """The product keys (``datamodel.PRODUCT_KEYS``) of a file, in order."""
+    return tuple(keys[k] for k in datamodel.PRODUCT_KEYS)
+
+
 def _link(engine: Engine, wanted: set[tuple]) -> dict[tuple, str]:
     """extras_id of each (obs_id, exp_id, camera, src_num) found in aperiodic or periodic."""
     found: dict[tuple, str] = {}
@@ -133,9 +138,10 @@ def _link(engine: Engine, wanted: set[tuple]) -> dict[tuple, str]:
     with engine.connect() as conn:
         for name in ("periodic", "aperiodic"):            # aperiodic wins: read last
             t = archive_db.catalogue_tables[name]
+            keys = [t.c[k] for k in datamodel.PRODUCT_KEYS]
             for i in range(0, len(obs_ids), 500):
-                stmt = sa.select(t.c.obs_id, t.c.exp_id, t.c.camera, t.c.src_num,
-                                 t.c.extras_id).where(t.c.obs_id.in_(obs_ids[i:i + 500]))
+                stmt = sa.select(*keys, t.c.extras_id).where(
+                    keys[0].in_(obs_ids[i:i + 500]))
                 for o, e, c, s, xid in conn.execute(stmt):
                     key = (o, e, c, int(s))
                     if key in wanted:
@@ -155,8 +161,7 @@ class _Found:
 
     @property
     def key(self) -> tuple:
-        k = self.keys
-        return (k["obs_id"], k["exp_id"], k["camera"], k["src_num"])
+        return _key(self.keys)
 
 
 def ingest_products(engine: Engine, config: dict, directory: str | Path | None = None,
@@ -222,8 +227,7 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
             png = path.with_name(preview_name(path.name))
             if _relative(png, base) not in on_disk or _relative(path, base) in changed_lcs:
                 pending.append((path, png, keys))
-    wanted = {f.key for f in todo} | {(k["obs_id"], k["exp_id"], k["camera"], k["src_num"])
-                                      for _, _, k in pending}
+    wanted = {f.key for f in todo} | {_key(k) for _, _, k in pending}
     links = _link(engine, wanted)
     orphans = [f for f in todo if f.key not in links]
     if orphans:

@@ -12,7 +12,6 @@ import datamodel
 from archive import cli as archive_cli
 from archive.db import Database, catalogue_tables, products
 
-archive_cli._register_commands()
 
 
 def synthetic(rows: int, seed: int = 7):

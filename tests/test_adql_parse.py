@@ -121,8 +121,6 @@ CLI = [
 @pytest.mark.parametrize("args, status, text", CLI)
 def test_cli(args, status, text):
     from archive.cli import cli
-    from archive.tap.cli import register
-    register(cli)
     result = CliRunner().invoke(cli, ["adql", *args])
     assert result.exit_code == status, result.output
     assert text in result.output
@@ -130,8 +128,6 @@ def test_cli(args, status, text):
 
 def test_cli_uses_archive_dialect(tmp_path):
     from archive.cli import cli
-    from archive.tap.cli import register
-    register(cli)
     result = CliRunner().invoke(cli, ["--database-url", f"sqlite:///{tmp_path}/a.sqlite", "adql",
                                       "SELECT camera FROM extras.aperiodic WHERE camera LIKE 'P%'"])
     assert result.exit_code == 0 and "GLOB" in result.output

@@ -266,11 +266,16 @@ def test_unknown_table_and_column(client):
     assert "unknown column 'magnitude'" in text and "line 1, column 14" in text
 
 
-def test_uploads_refused_while_unsupported(client, app):
-    if "tap_uploads" in app.extensions:
-        pytest.skip("the uploads code is installed; tests/test_tap_upload*.py cover it")
-    text = _error(_sync(client, QUERY="SELECT * FROM TAP_UPLOAD.t", UPLOAD="t,param:t"))
-    assert "table uploads (UPLOAD) are not available" in text
+def test_run_query_refuses_uploads_it_was_not_given(app):
+    """A caller of run_query that does not load the UPLOAD tables gets a clear refusal."""
+    from archive.db import get_db
+    from archive.errors import UsageFault
+    from archive.params import Params
+    from archive.tap.run import run_query
+    params = Params({"LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t",
+                     "UPLOAD": "t,param:t"})
+    with pytest.raises(UsageFault, match=r"table uploads \(UPLOAD\) are not available"):
+        run_query(params, get_db(app), app.config)
 
 
 @pytest.mark.parametrize("query", [

@@ -81,14 +81,11 @@ def test_capabilities_document(client, app):
     assert int(limit.findtext("hard")) == app.config["TAP_HARD_MAXREC"]
     assert int(tap.find("executionDuration").findtext("default")) == \
         app.config["ASYNC_EXECUTION_DURATION"]
-    # upload methods only when the uploads code is installed, and then both
+    # both upload methods (taplint E_MUPM), with the upload limit
     methods = {m.get("ivo-id") for m in tap.findall("uploadMethod")}
-    if "tap_uploads" in app.extensions:
-        assert methods == {"ivo://ivoa.net/std/TAPRegExt#upload-inline",
-                           "ivo://ivoa.net/std/TAPRegExt#upload-http"}
-        assert tap.find("uploadLimit") is not None
-    else:
-        assert methods == set() and tap.find("uploadLimit") is None
+    assert methods == {"ivo://ivoa.net/std/TAPRegExt#upload-inline",
+                       "ivo://ivoa.net/std/TAPRegExt#upload-http"}
+    assert tap.find("uploadLimit") is not None
     # the VOSI capabilities
     for std, path in (("ivo://ivoa.net/std/VOSI#capabilities", "/capabilities"),
                       ("ivo://ivoa.net/std/VOSI#availability", "/availability"),

@@ -1,11 +1,12 @@
 """Simple Cone Search HTTP endpoints: ``/scs/<catalogue>`` (GET and POST),
 ``/scs/<catalogue>/capabilities`` and ``/scs/<catalogue>/availability``.
 
-Errors follow SCS 1.03: a VOTable with ``<INFO name="Error" value="..."/>`` (and
-the DALI QUERY_STATUS=ERROR INFO). Errors in the request are answered with HTTP
-200, as SCS 1.03 clients expect (TOPCAT reads the message only from a 200
-answer; pyvo reads it either way); an unknown catalogue is a 404, a server-side
-failure a 5xx, each with the same kind of VOTable.
+Errors follow SCS 1.03 for VO clients: a VOTable with ``<INFO name="Error"
+value="..."/>`` (and the DALI QUERY_STATUS=ERROR INFO). Errors in the request are
+answered with HTTP 200, as SCS 1.03 clients expect (TOPCAT reads the message only
+from a 200 answer; pyvo reads it either way); an unknown catalogue is a 404, a
+server-side failure a 5xx, each with the same kind of VOTable. Browsers get the
+site's error page (the shared edge, ``archive.http``, decides).
 
 DataLink plugs in through ``app.extensions["scs_descriptors"]``: a callable
 ``(service_name, columns, base_url) -> list[str]`` of VOTable RESOURCE fragments
@@ -14,27 +15,21 @@ added to every result; the ID_MAIN FIELD then carries ``ID="main_id"``
 """
 from __future__ import annotations
 
-import logging
-import time
-from datetime import datetime, timezone
 from itertools import chain
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Response, current_app, render_template
 
 import datamodel
 from ..db import catalogue_tables, get_db
-from ..errors import ArchiveFault, FatalFault, UsageFault
+from ..errors import ArchiveFault
 from ..formats import get_format
 from ..formats.votable import error_document
-from ..params import Params
+from ..http import availability_response, base_url, request_params, vo_errors
 from .params import parse_cone
 from .search import ALL, cone_search, find_catalogue, result_columns, with_id_field
 
 __all__ = ["bp"]
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("conesearch", __name__, url_prefix="/scs")
 
@@ -42,40 +37,19 @@ bp = Blueprint("conesearch", __name__, url_prefix="/scs")
 SCS_MIME = "text/xml"
 #: Bodies up to this size are sent in one piece (with Content-Length); larger ones stream.
 _BUFFER_BYTES = 1 << 20
-_STARTED = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _error(fault: ArchiveFault) -> Response:
+def _scs_error(fault: ArchiveFault) -> Response:
     status = 200 if type(fault).status == 400 else fault.status
     return Response(error_document(fault.message, scs=True), status=status,
                     content_type=SCS_MIME)
 
 
-@bp.errorhandler(ArchiveFault)
-def _fault(exc: ArchiveFault):
-    return _error(exc)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    fault = UsageFault(exc.description or exc.name)
-    fault.status = exc.code or 400
-    return Response(error_document(fault.message, scs=True), status=fault.status,
-                    content_type=SCS_MIME)
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):
-    log.exception("cone search failed")
-    return _error(FatalFault(f"the cone search failed on the server: "
-                             f"{type(exc).__name__}: {exc}"))
+vo_errors(bp, _scs_error)
 
 
 def _base_url(name: str) -> str:
-    configured = current_app.config.get("BASE_URL")
-    if configured:
-        return f"{configured.rstrip('/')}/scs/{name}"
-    return url_for("conesearch.cone", catalogue=name, _external=True)
+    return base_url(f"/scs/{name}")
 
 
 def _body(pieces):
@@ -93,8 +67,7 @@ def _body(pieces):
 def cone(catalogue: str):
     """Run one cone search: RA, DEC, SR [, VERB, MAXREC, RESPONSEFORMAT]."""
     name = find_catalogue(catalogue)
-    params = Params(request.args, request.form if request.method == "POST" else None)
-    cone_req = parse_cone(params, current_app.config)
+    cone_req = parse_cone(request_params(), current_app.config)
     fmt = get_format(cone_req.response_format)
     hook = current_app.extensions.get("scs_descriptors")
     columns = result_columns(name, cone_req.verb)
@@ -144,15 +117,4 @@ def capabilities(catalogue: str):
 def availability(catalogue: str):
     """VOSI availability: available if the database answers a read-only query."""
     find_catalogue(catalogue)
-    started = time.monotonic()
-    try:
-        with get_db().readonly.connect() as conn:
-            conn.execute(sa.text("SELECT 1")).scalar_one()
-        available = True
-        notes = [f"the archive database answered in "
-                 f"{1000 * (time.monotonic() - started):.1f} ms"]
-    except Exception as exc:            # any failure means: not available
-        available, notes = False, [f"the archive database does not answer: {exc}"]
-    body = render_template("conesearch/availability.xml", available=available,
-                           up_since=_STARTED, notes=notes)
-    return Response(body, content_type="text/xml")
+    return availability_response(get_db().readonly)

@@ -18,14 +18,9 @@ import csv
 import io
 from typing import Iterator
 
-from .encode import column_chunks, encode_chunk, format_array, format_numbers, layouts_for
+from .encode import column_chunks, format_array, format_numbers, layouts_for
 
-__all__ = ["render_csv", "render_tsv", "text_columns", "column_texts"]
-
-
-def text_columns(chunk, layouts) -> list[list[str]]:
-    """The chunk as one list of strings per column (nulls as empty strings)."""
-    return column_texts(encode_chunk(chunk, layouts), layouts)
+__all__ = ["render_csv", "render_tsv", "column_texts"]
 
 
 def column_texts(cols, layouts) -> list[list[str]]:

@@ -31,7 +31,7 @@ from ..db import uws_jobs
 from ..errors import NotFoundFault, UsageFault
 
 __all__ = ["PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "ACTIVE",
-           "FINAL", "Job", "utcnow", "isoformat", "parse_datetime", "job_dir",
+           "Job", "utcnow", "isoformat", "parse_datetime", "job_dir",
            "create_job", "get_job", "list_jobs", "update_parameters", "run_job",
            "abort_job", "delete_job", "set_execution_duration", "set_destruction",
            "claim_job", "heartbeat", "complete_job", "fail_job", "recover_orphans",
@@ -42,7 +42,6 @@ COMPLETED, ERROR, ABORTED = "COMPLETED", "ERROR", "ABORTED"
 HELD, SUSPENDED = "HELD", "SUSPENDED"
 #: phases in which a job may still change by itself (WAIT blocks in these)
 ACTIVE = frozenset({PENDING, QUEUED, EXECUTING, HELD, SUSPENDED})
-FINAL = frozenset({COMPLETED, ERROR, ABORTED})
 ALL_PHASES = ("PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "UNKNOWN",
               "HELD", "SUSPENDED", "ARCHIVED")
 

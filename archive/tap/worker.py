@@ -25,8 +25,7 @@ from ..errors import ArchiveFault, QueryTimeout, TransientFault
 from ..params import Params
 from . import uws
 
-__all__ = ["Worker", "execute_job", "notify", "start_in_process", "stop_in_process",
-           "JobCancelled", "register"]
+__all__ = ["Worker", "execute_job", "notify", "start_in_process", "JobCancelled"]
 
 log = logging.getLogger(__name__)
 
@@ -253,39 +252,3 @@ def start_in_process(db, config: Mapping) -> threading.Thread | None:
         thread.start()
         _in_process[key] = (thread, stop)
         return thread
-
-
-def stop_in_process(config: Mapping, timeout: float = 30.0) -> None:
-    """Stop this process's worker thread for ``config``'s archive (if any)."""
-    key = (os.getpid(), str(config["DATABASE_URL"]))
-    with _in_process_lock:
-        running = _in_process.pop(key, None)
-    if running is not None:
-        running[1].set()
-        _wake.set()
-        running[0].join(timeout)
-
-
-def register(cli) -> None:
-    """Add ``extras-archive worker`` to the command line."""
-    import click
-
-    @cli.command("worker")
-    @click.option("--once", is_flag=True, help="Run at most one queued job, then exit.")
-    @click.pass_obj
-    def worker_command(ctx, once):
-        """Execute queued TAP async jobs (run any number of these, on any host)."""
-        import signal
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        w = Worker(ctx.db, ctx.config)
-        if once:
-            w.sweep()
-            phase = w.run_once()
-            click.echo(f"{w.identity}: {phase or 'no job queued'}")
-            return
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: (stop.set(), _wake.set()))
-        click.echo(f"UWS worker {w.identity} serving {ctx.config['DATABASE_URL']}")
-        w.serve(stop)

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from flask import Response, render_template
 
-from .blueprint import bp
-from .examples import EXAMPLES
-from .views import tap_base_url
+from ...http import Routes
+from ..examples import EXAMPLES
+from .sync import tap_base_url
 
-__all__ = ["bp"]
+__all__ = ["routes"]
+
+routes = Routes()
 
 
-@bp.route("/examples", methods=["GET"])
+@routes.route("/examples", methods=["GET"])
 def examples():
     """Curated example queries, readable by people, TOPCAT, pyvo and taplint."""
     body = render_template("tap/examples.html", examples=EXAMPLES, base=tap_base_url())

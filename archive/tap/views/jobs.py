@@ -4,37 +4,31 @@ Creation, PHASE=RUN/ABORT, parameter, execution-duration and destruction changes
 answer 303 to the job; DELETE (and POST ACTION=DELETE) answers 303 to the job
 list, which is capped at ASYNC_LIST_MAX jobs so that it stays cheap. Child
 resources holding one value are text/plain. Unknown or deleted jobs give 404 (a
-DALI error VOTable, like every other TAP error). A blocking ``WAIT`` on the job
+DALI error VOTable for VO clients, like every other TAP error). A blocking ``WAIT`` on the job
 document lasts at most ASYNC_WAIT_CAP seconds.
 """
 from __future__ import annotations
 
 import time
 
-from flask import Response, current_app, redirect, render_template, request, send_file
+from flask import Response, current_app, redirect, request, send_file
 
-from ..db import get_db
-from ..errors import NotFoundFault, UsageFault
-from ..params import parse_float, parse_int
-from . import uws, worker
-from .blueprint import bp
-from .views import request_params, tap_base_url
+from ...db import get_db
+from ...errors import NotFoundFault, UsageFault
+from ...formats.votable import error_document
+from ...http import Routes, request_params, text_response, xml_response
+from ...params import parse_float, parse_int
+from .. import uws, worker
+from .sync import tap_base_url
 
-__all__ = ["bp"]
+__all__ = ["routes"]
 
-XML_MIME = "text/xml"
-TEXT_MIME = "text/plain"
 VOTABLE_MIME = "application/x-votable+xml"
 
-
-@bp.record_once
-def _setup(state):
-    from .uploads import sync_uploads
-    # the sync endpoint loads UPLOAD tables through this hook (see archive.tap.views)
-    state.app.extensions.setdefault("tap_uploads", sync_uploads)
+routes = Routes()
 
 
-@bp.app_template_filter("uws_time")
+@routes.template_filter("uws_time")
 def _uws_time(value):
     return uws.isoformat(value)
 
@@ -64,14 +58,6 @@ def _see_other(url: str) -> Response:
     return redirect(url, code=303)
 
 
-def _text(value) -> Response:
-    return Response("" if value is None else str(value), content_type=TEXT_MIME)
-
-
-def _xml(template: str, **context) -> Response:
-    return Response(render_template(template, **context), content_type=XML_MIME)
-
-
 def _error_message(job: uws.Job) -> str:
     if job.phase == uws.ABORTED:
         return job.error or "the job was aborted before it finished"
@@ -79,7 +65,7 @@ def _error_message(job: uws.Job) -> str:
 
 
 def _job_document(job: uws.Job) -> Response:
-    return _xml("tap/uws/job.xml", job=job, job_url=_job_url(job.job_id),
+    return xml_response("tap/uws/job.xml", job=job, job_url=_job_url(job.job_id),
                 error_message=_error_message(job))
 
 
@@ -94,7 +80,7 @@ def _files():
 
 # -- the job list ----------------------------------------------------------------------
 
-@bp.route("/async", methods=["GET"])
+@routes.route("/async", methods=["GET"])
 def uws_jobs():
     """The job list, most recent first, with the UWS 1.1 PHASE, AFTER and LAST filters."""
     _started()
@@ -106,10 +92,10 @@ def uws_jobs():
     last = parse_int("LAST", last, minimum=1) if last is not None else None
     jobs = uws.list_jobs(_db(), phases=phases, after=after, last=last,
                          limit=int(_config()["ASYNC_LIST_MAX"]))
-    return _xml("tap/uws/jobs.xml", jobs=jobs, base=_jobs_url())
+    return xml_response("tap/uws/jobs.xml", jobs=jobs, base=_jobs_url())
 
 
-@bp.route("/async", methods=["POST"])
+@routes.route("/async", methods=["POST"])
 def uws_create():
     """Create a job (PENDING, or QUEUED with PHASE=RUN) and answer 303 to it."""
     _started()
@@ -161,7 +147,7 @@ def _wait(job: uws.Job, seconds: float, phase: str | None) -> uws.Job:
     return job
 
 
-@bp.route("/async/<job_id>", methods=["GET"])
+@routes.route("/async/<job_id>", methods=["GET"])
 def uws_job(job_id: str):
     """The job document; ``WAIT=n`` (with ``PHASE``) blocks while nothing changes."""
     _started()
@@ -178,13 +164,13 @@ def _delete(job_id: str) -> Response:
     return _see_other(_jobs_url())
 
 
-@bp.route("/async/<job_id>", methods=["DELETE"])
+@routes.route("/async/<job_id>", methods=["DELETE"])
 def uws_job_delete(job_id: str):
     _started()
     return _delete(job_id)
 
 
-@bp.route("/async/<job_id>", methods=["POST"])
+@routes.route("/async/<job_id>", methods=["POST"])
 def uws_job_post(job_id: str):
     """ACTION=DELETE deletes the job; nothing else may be posted to the job itself."""
     _started()
@@ -198,11 +184,11 @@ def uws_job_post(job_id: str):
                      f"{_job_url(job_id)}/phase")
 
 
-@bp.route("/async/<job_id>/phase", methods=["GET", "POST"])
+@routes.route("/async/<job_id>/phase", methods=["GET", "POST"])
 def uws_phase(job_id: str):
     _started()
     if request.method == "GET":
-        return _text(uws.get_job(_db(), job_id).phase)
+        return text_response(uws.get_job(_db(), job_id).phase)
     value = (request_params().get("PHASE") or "").strip().upper()
     if value == "RUN":
         uws.run_job(_db(), job_id)
@@ -215,25 +201,25 @@ def uws_phase(job_id: str):
     return _see_other(_job_url(job_id))
 
 
-@bp.route("/async/<job_id>/parameters", methods=["GET", "POST"])
+@routes.route("/async/<job_id>/parameters", methods=["GET", "POST"])
 def uws_parameters(job_id: str):
     _started()
     if request.method == "GET":
-        return _xml("tap/uws/parameters.xml", job=uws.get_job(_db(), job_id))
+        return xml_response("tap/uws/parameters.xml", job=uws.get_job(_db(), job_id))
     job = uws.update_parameters(_db(), _config(), job_id, _string_params(), files=_files())
     if job.phase == uws.QUEUED:
         worker.notify()
     return _see_other(_job_url(job_id))
 
 
-@bp.route("/async/<job_id>/results", methods=["GET"])
+@routes.route("/async/<job_id>/results", methods=["GET"])
 def uws_results(job_id: str):
     _started()
     job = uws.get_job(_db(), job_id)
-    return _xml("tap/uws/results.xml", job=job, job_url=_job_url(job_id))
+    return xml_response("tap/uws/results.xml", job=job, job_url=_job_url(job_id))
 
 
-@bp.route("/async/<job_id>/results/result", methods=["GET"])
+@routes.route("/async/<job_id>/results/result", methods=["GET"])
 def uws_result(job_id: str):
     """The result file of a COMPLETED job (a table, possibly with no rows)."""
     _started()
@@ -249,34 +235,33 @@ def uws_result(job_id: str):
                      etag=True, max_age=0)
 
 
-@bp.route("/async/<job_id>/error", methods=["GET"])
+@routes.route("/async/<job_id>/error", methods=["GET"])
 def uws_error(job_id: str):
     """The error of an ERROR or ABORTED job, as a DALI error VOTable (status 200)."""
     _started()
-    from ..formats.votable import error_document
     job = uws.get_job(_db(), job_id)
     if job.phase not in (uws.ERROR, uws.ABORTED):
         raise NotFoundFault(f"job {job_id} has no error: it is {job.phase}")
     return Response(error_document(_error_message(job)), content_type=VOTABLE_MIME)
 
 
-@bp.route("/async/<job_id>/quote", methods=["GET"])
+@routes.route("/async/<job_id>/quote", methods=["GET"])
 def uws_quote(job_id: str):
     _started()
-    return _text(uws.isoformat(uws.get_job(_db(), job_id).quote))
+    return text_response(uws.isoformat(uws.get_job(_db(), job_id).quote))
 
 
-@bp.route("/async/<job_id>/owner", methods=["GET"])
+@routes.route("/async/<job_id>/owner", methods=["GET"])
 def uws_owner(job_id: str):
     _started()
-    return _text(uws.get_job(_db(), job_id).owner)
+    return text_response(uws.get_job(_db(), job_id).owner)
 
 
-@bp.route("/async/<job_id>/executionduration", methods=["GET", "POST"])
+@routes.route("/async/<job_id>/executionduration", methods=["GET", "POST"])
 def uws_execution_duration(job_id: str):
     _started()
     if request.method == "GET":
-        return _text(uws.get_job(_db(), job_id).execution_duration)
+        return text_response(uws.get_job(_db(), job_id).execution_duration)
     value = request_params().get("EXECUTIONDURATION")
     if value is None:
         raise UsageFault("POST to /executionduration needs EXECUTIONDURATION=<seconds>")
@@ -284,11 +269,11 @@ def uws_execution_duration(job_id: str):
     return _see_other(_job_url(job_id))
 
 
-@bp.route("/async/<job_id>/destruction", methods=["GET", "POST"])
+@routes.route("/async/<job_id>/destruction", methods=["GET", "POST"])
 def uws_destruction(job_id: str):
     _started()
     if request.method == "GET":
-        return _text(uws.isoformat(uws.get_job(_db(), job_id).destruction))
+        return text_response(uws.isoformat(uws.get_job(_db(), job_id).destruction))
     value = request_params().get("DESTRUCTION")
     if value is None:
         raise UsageFault("POST to /destruction needs DESTRUCTION=<ISO 8601 date-time>")

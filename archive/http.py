@@ -1,0 +1,205 @@
+"""The HTTP edge every blueprint shares: parameters, base URLs, responses, faults.
+
+* ``request_params()``: the DALI parameters of the request (names case-insensitive,
+  query string, form and multipart), read once, here.
+* ``base_url(path)``: absolute URLs from BASE_URL, else from the request's host.
+* ``xml_response``, ``text_response``, ``availability_response``: the documents
+  the services answer with (templates, right MIME types).
+* Faults: ``install(app)`` puts one set of error handlers on the application. A
+  fault raised anywhere is answered in the form the asker reads: a VO client gets
+  the error document of the protocol it spoke to (each VO blueprint declares its
+  renderer with ``vo_errors(bp, render)``: a DALI error VOTable for TAP, the SCS
+  form for cone search); a browser (``RESPONSEFORMAT=html``, or a browser's
+  navigation without a VO format asked for) and every page for people get an HTML
+  page in the site's layout with the message, the status and a way back.
+
+Only this module and the blueprints' view modules import Flask.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, Response, current_app, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault
+from .params import Params
+
+__all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "xml_response", "text_response",
+           "availability_response", "wants_html", "vo_errors", "html_error", "install"]
+
+log = logging.getLogger(__name__)
+
+#: The Server header of every answer (taplint W_SVR0/W_SVRV want the software named).
+SERVER_TOKEN = "extras-archive/0.1.0"
+XML_MIME = "text/xml"
+TEXT_MIME = "text/plain"
+_STARTED = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+#: RESPONSEFORMAT/FORMAT values that ask for a page for people
+_HTML_FORMATS = ("html", "text/html")
+_VO_ERRORS = "archive_vo_errors"
+
+
+# -- routes -------------------------------------------------------------------------
+
+class Routes:
+    """The routes of one view module, collected with ``@routes.route(rule, ...)``
+    and added to a blueprint by the package that builds it (``routes.add_to(bp)``):
+    a blueprint is assembled explicitly, not by importing modules for their side
+    effects."""
+
+    def __init__(self):
+        self._rules: list[tuple[str, Callable, dict]] = []
+        self._filters: list[tuple[str, Callable]] = []
+
+    def route(self, rule: str, **options):
+        def decorate(view):
+            self._rules.append((rule, view, options))
+            return view
+        return decorate
+
+    def template_filter(self, name: str):
+        def decorate(function):
+            self._filters.append((name, function))
+            return function
+        return decorate
+
+    def add_to(self, bp: Blueprint) -> None:
+        for rule, view, options in self._rules:
+            bp.add_url_rule(rule, view_func=view, **options)
+        for name, function in self._filters:
+            bp.add_app_template_filter(function, name)
+
+
+# -- requests -----------------------------------------------------------------------
+
+def request_params() -> Params:
+    """The DALI parameters of the current request (query string, form, multipart)."""
+    post = request.method == "POST"
+    return Params(request.args, request.form if post else None,
+                  files=request.files if post else None)
+
+
+def base_url(path: str = "") -> str:
+    """The absolute URL of ``path`` (starting with /): BASE_URL from the
+    configuration, else the request's scheme and host (what the client used)."""
+    root = current_app.config.get("BASE_URL") or request.url_root
+    return root.rstrip("/") + path
+
+
+# -- responses ----------------------------------------------------------------------
+
+def xml_response(template: str, status: int = 200, **context) -> Response:
+    return Response(render_template(template, **context), status=status,
+                    content_type=XML_MIME)
+
+
+def text_response(value) -> Response:
+    return Response("" if value is None else str(value), content_type=TEXT_MIME)
+
+
+def availability_response(engine) -> Response:
+    """VOSI availability: available if the archive database answers a read-only query."""
+    started = time.monotonic()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1")).scalar_one()
+        available = True
+        note = f"the archive database answered in {1000 * (time.monotonic() - started):.1f} ms"
+    except Exception as exc:            # any failure means: not available
+        available, note = False, f"the archive database does not answer: {exc}"
+    return xml_response("vosi/availability.xml", available=available, up_since=_STARTED,
+                        notes=[note])
+
+
+# -- faults -------------------------------------------------------------------------
+
+def wants_html() -> bool:
+    """Whether the asker reads HTML: it asked for RESPONSEFORMAT=html, or it is a
+    browser navigating (not a script) and asked for no other format.
+
+    A browser is told by ``Sec-Fetch-Mode: navigate`` (every current browser sends
+    it on page loads and form submissions), or by an Accept header preferring HTML
+    together with a ``Mozilla/`` User-Agent: Java's default Accept header (TOPCAT,
+    STILTS) also lists text/html first, and must keep getting VOTables.
+    """
+    asked = None
+    for name, value in request.values.items(multi=True):
+        if name.upper() in ("RESPONSEFORMAT", "FORMAT") and value.strip():
+            asked = value.strip().lower()
+    if asked is not None:
+        return asked in _HTML_FORMATS
+    if request.headers.get("Sec-Fetch-Mode") == "navigate":
+        return True
+    accept = request.accept_mimetypes
+    prefers_html = accept.best_match(["text/html", "application/x-votable+xml",
+                                      "text/xml"]) == "text/html" and accept["text/html"]
+    return bool(prefers_html) and \
+        request.headers.get("User-Agent", "").startswith("Mozilla/")
+
+
+def vo_errors(bp: Blueprint, render: Callable[[ArchiveFault], Response]) -> None:
+    """Declare how ``bp`` answers faults to VO clients (its protocol's error document)."""
+    def record(state):
+        state.app.extensions.setdefault(_VO_ERRORS, {})[bp.name] = render
+    bp.record_once(record)
+
+
+def _back_link() -> tuple[str, str]:
+    """(URL, label) of the way back: the page the request came from if it is ours,
+    else the service's own page, else the home page."""
+    referrer = request.referrer
+    if referrer and urlsplit(referrer).netloc == request.host:
+        return referrer, "Back to the previous page"
+    if request.blueprint == "tap":
+        return base_url("/tap"), "Back to the TAP query form"
+    return base_url("/"), "Home page"
+
+
+def html_error(fault: ArchiveFault) -> Response:
+    """The error page for people, in the site's layout."""
+    url, label = _back_link()
+    body = render_template("errors/error.html", fault=fault, back_url=url, back_label=label)
+    return Response(body, status=fault.status, content_type="text/html; charset=utf-8")
+
+
+def _answer(fault: ArchiveFault) -> Response:
+    if not wants_html():
+        render = current_app.extensions.get(_VO_ERRORS, {}).get(request.blueprint)
+        if render is not None:
+            return render(fault)
+    return html_error(fault)
+
+
+def _http_fault(exc: HTTPException) -> ArchiveFault:
+    if exc.code == 404:
+        fault = NotFoundFault(f"there is nothing at {request.path}")
+    else:
+        fault = UsageFault(exc.description or exc.name)
+    fault.status = exc.code or 400
+    return fault
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("request failed: %s %s", request.method, request.url)
+    return _answer(FatalFault(f"internal error while handling the request: "
+                              f"{type(exc).__name__}: {exc}"))
+
+
+def _server_header(response: Response) -> Response:
+    response.headers["Server"] = SERVER_TOKEN
+    return response
+
+
+def install(app: Flask) -> None:
+    """Put the fault handlers and the Server header on ``app`` (once, for every
+    blueprint and for URLs no blueprint knows)."""
+    app.register_error_handler(ArchiveFault, _answer)
+    app.register_error_handler(HTTPException, lambda exc: _answer(_http_fault(exc)))
+    app.register_error_handler(Exception, _unexpected)
+    app.after_request(_server_header)

@@ -1,0 +1,63 @@
+"""TAP pages and the synchronous endpoint: /tap (for people), /tap/sync, and the
+DALI 404 for unknown TAP resources.
+
+Table uploads of sync queries are read here (``archive.tap.uploads.sync_uploads``),
+beside the view that runs the query.
+"""
+from __future__ import annotations
+
+from flask import Response, current_app, render_template
+
+import datamodel
+from datamodel.publish import published_tables
+from ...db import get_db
+from ...errors import NotFoundFault
+from ...formats import all_formats
+from ...http import Routes, base_url, request_params
+from ..run import parse_request, run_query
+from ..uploads import sync_uploads
+
+__all__ = ["routes", "tap_base_url"]
+
+routes = Routes()
+
+
+def tap_base_url() -> str:
+    """The TAP base URL: BASE_URL from the configuration, else from the request host."""
+    return base_url("/tap")
+
+
+@routes.route("", strict_slashes=False)
+def index():
+    """A page for people: what the endpoints are, and a small query form."""
+    config = current_app.config
+    return render_template(
+        "tap/index.html", base=tap_base_url(), formats=all_formats(),
+        tables=published_tables(), default_maxrec=config["TAP_DEFAULT_MAXREC"],
+        hard_maxrec=config["TAP_HARD_MAXREC"], catalogues=datamodel.TABLES)
+
+
+@routes.route("/sync", methods=["GET", "POST"])
+def sync():
+    """Run a query and stream its result inline (no redirect)."""
+    config = current_app.config
+    tap_request = parse_request(request_params(), config)
+    uploads = sync_uploads(tap_request, config) if tap_request.uploads else None
+    result = run_query(tap_request, get_db(), config, uploads=uploads)
+    fmt = tap_request.format
+    headers = {}
+    if fmt.extension:
+        disposition = "inline" if fmt.key.startswith("votable") or fmt.key == "html" \
+            else "attachment"
+        headers["Content-Disposition"] = f'{disposition}; filename="result.{fmt.extension}"'
+    # a generator: rows are encoded and sent as they come, never held in memory
+    return Response(fmt.render(result), status=200,
+                    content_type=fmt.content_type(tap_request.format_requested),
+                    headers=headers, direct_passthrough=True)
+
+
+@routes.route("/<path:rest>", methods=["GET", "POST"])
+def not_found(rest: str):
+    """Unknown TAP resources: a DALI error VOTable rather than the site's 404 page."""
+    raise NotFoundFault(f"there is no TAP resource /tap/{rest}; the service has /sync, "
+                        "/async, /capabilities, /availability, /tables and /examples")
