@@ -156,7 +156,7 @@ def _back_link() -> tuple[str, str]:
     referrer = request.referrer
     if referrer and urlsplit(referrer).netloc == request.host:
         return referrer, "Back to the previous page"
-    if request.blueprint == "tap":
+    if _blueprint() == "tap":
         return base_url("/tap"), "Back to the TAP query form"
     return base_url("/"), "Home page"
 
@@ -168,9 +168,21 @@ def html_error(fault: ArchiveFault) -> Response:
     return Response(body, status=fault.status, content_type="text/html; charset=utf-8")
 
 
+def _blueprint() -> str | None:
+    """The blueprint the request was for: the matched one, else (a URL or method no
+    route matched) the one whose URL prefix the path is under."""
+    if request.blueprint is not None:
+        return request.blueprint
+    for name, bp in current_app.blueprints.items():
+        prefix = (bp.url_prefix or "").rstrip("/")
+        if prefix and (request.path == prefix or request.path.startswith(prefix + "/")):
+            return name
+    return None
+
+
 def _answer(fault: ArchiveFault) -> Response:
     if not wants_html():
-        render = current_app.extensions.get(_VO_ERRORS, {}).get(request.blueprint)
+        render = current_app.extensions.get(_VO_ERRORS, {}).get(_blueprint())
         if render is not None:
             return render(fault)
     return html_error(fault)

@@ -155,3 +155,52 @@ def stilts():
         pytest.fail("these tests need STILTS: apt-get install stilts "
                     "(or run the suite with `bash .ci/test`, which installs it)")
     return path
+
+
+# -- a real browser ---------------------------------------------------------------------
+
+SCREENSHOTS = ROOT / "browser-screenshots"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so fixtures can see a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def _chromium():
+    """Debian's Chromium, headless, through Debian's chromedriver (nothing downloaded)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("the browser tests need selenium: pip install -e '.[test]'")
+    for path in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
+        if not Path(path).exists():
+            pytest.fail(f"the browser tests need {path}: apt-get install chromium "
+                        "chromium-driver (or run the suite with `bash .ci/test`)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(_chromium, request):
+    """The browser, with a screenshot saved in browser-screenshots/ if the test fails."""
+    yield _chromium
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        name = "".join(c if c.isalnum() else "_" for c in request.node.nodeid)
+        _chromium.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
