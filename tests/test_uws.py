@@ -13,7 +13,7 @@ import pytest
 from astropy.io import votable
 
 from archive.db import get_db
-from archive.tap import uws
+from archive.tap import claims, uws
 from archive.tap.worker import Worker
 
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0", "xlink": "http://www.w3.org/1999/xlink"}
@@ -348,7 +348,7 @@ def test_destruction_removes_job_and_files(client, app):
     folder = Path(app.config["DATA_DIR"]) / "jobs" / job_id
     assert folder.is_dir()
     client.post(f"{url}/destruction", data={"DESTRUCTION": "2001-01-01T00:00:00Z"})
-    gone = uws.destroy_expired(get_db(app), app.config)
+    gone = claims.destroy_expired(get_db(app), app.config)
     assert job_id in gone
     assert client.get(url).status_code == 404
     assert not folder.exists()
@@ -377,7 +377,7 @@ def test_concurrent_claims_never_share_a_job(store):
 
     def claimer(name):
         while True:
-            job = uws.claim_job(db, f"test:{name}")
+            job = claims.claim_job(db, f"test:{name}")
             if job is None:
                 return
             with lock:
@@ -409,16 +409,16 @@ def test_orphaned_jobs_are_requeued_then_failed(store):
                                  start_time=old, attempts=uws_jobs.c.attempts + 1))
 
     take()
-    assert uws.recover_orphans(db, config) == [(job.job_id, "QUEUED")]
+    assert claims.recover_orphans(db, config) == [(job.job_id, "QUEUED")]
     assert uws.get_job(db, job.job_id).phase == "QUEUED"
     take()
-    assert uws.recover_orphans(db, config) == [(job.job_id, "ERROR")]
+    assert claims.recover_orphans(db, config) == [(job.job_id, "ERROR")]
     failed = uws.get_job(db, job.job_id)
     assert failed.phase == "ERROR" and "stopped unexpectedly" in failed.error
     # a worker that is alive and beating keeps its job
     live = _queue(db, config, 1)[0]
-    assert uws.claim_job(db, uws.worker_identity()).job_id == live.job_id
-    assert uws.recover_orphans(db, config) == []
+    assert claims.claim_job(db, claims.worker_identity()).job_id == live.job_id
+    assert claims.recover_orphans(db, config) == []
 
 
 def test_worker_of_a_finished_process_is_detected_at_once(store):
@@ -433,21 +433,21 @@ def test_worker_of_a_finished_process_is_detected_at_once(store):
         conn.execute(uws_jobs.update().where(uws_jobs.c.job_id == job.job_id)
                      .values(phase="EXECUTING", worker=f"{socket.gethostname()}:{proc.pid}:x",
                              heartbeat=uws.utcnow(), start_time=uws.utcnow(), attempts=1))
-    assert uws.recover_orphans(db, config) == [(job.job_id, "QUEUED")]
+    assert claims.recover_orphans(db, config) == [(job.job_id, "QUEUED")]
 
 
 def test_overdue_job_ends_in_error_even_if_its_worker_lives(store):
     db, config = store
     job = _queue(db, config, 1)[0]
-    me = uws.worker_identity()
-    assert uws.claim_job(db, me).job_id == job.job_id
+    me = claims.worker_identity()
+    assert claims.claim_job(db, me).job_id == job.job_id
     from archive.db import uws_jobs
     with db.engine.begin() as conn:
         conn.execute(uws_jobs.update().where(uws_jobs.c.job_id == job.job_id)
                      .values(start_time=uws.utcnow() - timedelta(hours=3)))
-    assert uws.recover_orphans(db, config) == [(job.job_id, "ERROR")]
+    assert claims.recover_orphans(db, config) == [(job.job_id, "ERROR")]
     assert "execution duration" in uws.get_job(db, job.job_id).error
     # the worker's late attempt to finish is refused
-    assert not uws.complete_job(db, job.job_id, me, result_file="r", result_type="x",
+    assert not claims.complete_job(db, job.job_id, me, result_file="r", result_type="x",
                                 rows=0, overflow=False, size=0)
-    assert uws.heartbeat(db, job.job_id, me) == "ERROR"
+    assert claims.heartbeat(db, job.job_id, me) == "ERROR"

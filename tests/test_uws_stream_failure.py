@@ -5,7 +5,7 @@ from archive.db import Database
 from archive.errors import FatalFault
 from archive.result import QueryResult
 from archive.tap import run as tap_run
-from archive.tap import uws, worker
+from archive.tap import claims, uws, worker
 
 
 def test_failure_while_writing_the_result_ends_the_job_in_error(empty_config, monkeypatch):
@@ -30,7 +30,7 @@ def test_failure_while_writing_the_result_ends_the_job_in_error(empty_config, mo
     try:
         job = uws.create_job(db, config, [("LANG", "ADQL"), ("PHASE", "RUN"),
                                           ("QUERY", "SELECT * FROM extras.aperiodic")])
-        claimed = uws.claim_job(db, "test-worker")
+        claimed = claims.claim_job(db, "test-worker")
         assert claimed.job_id == job.job_id
         phase = worker.execute_job(db, config, claimed, "test-worker")
         assert phase == uws.ERROR

@@ -10,7 +10,7 @@ the job was aborted, deleted or taken from it, or ran out of execution time.
 It runs as ``extras-archive worker`` (any number of them, on any host sharing
 the database) and, when ASYNC_WORKER_IN_PROCESS is true, as one daemon thread in
 each web-server process (``start_in_process``). Claims are atomic
-(``uws.claim_job``), so they never run the same job twice at once.
+(``claims.claim_job``), so they never run the same job twice at once.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Mapping
 
 from ..errors import ArchiveFault, QueryTimeout, TransientFault
 from ..params import Params
-from . import uws
+from . import claims, uws
 
 __all__ = ["Worker", "execute_job", "notify", "start_in_process", "JobCancelled"]
 
@@ -69,7 +69,7 @@ class _Heartbeat(threading.Thread):
     def run(self):
         while not self.done.wait(self.interval):
             try:
-                phase = uws.heartbeat(self.db, self.job.job_id, self.worker)
+                phase = claims.heartbeat(self.db, self.job.job_id, self.worker)
             except Exception:      # the database is unreachable for a moment: try again
                 log.exception("heartbeat of job %s failed", self.job.job_id)
                 continue
@@ -133,14 +133,14 @@ def execute_job(db, config: Mapping, job: uws.Job, worker: str,
                 close()
         check()
         os.replace(partial, folder / name)
-        done = uws.complete_job(db, job.job_id, worker, result_file=name,
+        done = claims.complete_job(db, job.job_id, worker, result_file=name,
                                 result_type=fmt.mime, rows=result.row_count,
                                 overflow=bool(result.overflow), size=size)
         return uws.COMPLETED if done else _phase_now(db, job.job_id)
     except JobCancelled as exc:
         reason = str(exc)
         if reason == "overdue":
-            uws.fail_job(db, job.job_id, worker,
+            claims.fail_job(db, job.job_id, worker,
                          f"the job ran longer than its execution duration of "
                          f"{job.execution_duration} s and was stopped; narrow the query "
                          "down or ask for a longer EXECUTIONDURATION")
@@ -148,17 +148,17 @@ def execute_job(db, config: Mapping, job: uws.Job, worker: str,
     except QueryTimeout:
         if beat is not None and beat.reason not in (None, "overdue"):
             return _phase_now(db, job.job_id)        # aborted or deleted meanwhile
-        uws.fail_job(db, job.job_id, worker,
+        claims.fail_job(db, job.job_id, worker,
                      f"the query ran longer than the job's execution duration of "
                      f"{job.execution_duration} s and was stopped; narrow it down")
         return _phase_now(db, job.job_id)
     except ArchiveFault as exc:
         kind = "transient" if isinstance(exc, TransientFault) else "fatal"
-        uws.fail_job(db, job.job_id, worker, exc.message, error_type=kind)
+        claims.fail_job(db, job.job_id, worker, exc.message, error_type=kind)
         return _phase_now(db, job.job_id)
     except Exception as exc:       # a bug or a database failure: the job says so
         log.exception("job %s failed", job.job_id)
-        uws.fail_job(db, job.job_id, worker,
+        claims.fail_job(db, job.job_id, worker,
                      f"the service failed while running the query: {type(exc).__name__}: "
                      f"{exc}")
         return _phase_now(db, job.job_id)
@@ -185,19 +185,19 @@ class Worker:
     def __init__(self, db, config: Mapping, identity: str | None = None):
         self.db = db
         self.config = config
-        self.identity = identity or uws.worker_identity()
+        self.identity = identity or claims.worker_identity()
         self._last_sweep = float("-inf")
 
     def sweep(self) -> None:
         """Recover jobs of dead workers and destroy expired jobs."""
-        for job_id, phase in uws.recover_orphans(self.db, self.config):
+        for job_id, phase in claims.recover_orphans(self.db, self.config):
             log.warning("job %s of a dead worker is now %s", job_id, phase)
-        uws.destroy_expired(self.db, self.config)
+        claims.destroy_expired(self.db, self.config)
         self._last_sweep = time.monotonic()
 
     def run_once(self) -> str | None:
         """Claim one job and run it; its final phase, or None if none was queued."""
-        job = uws.claim_job(self.db, self.identity)
+        job = claims.claim_job(self.db, self.identity)
         if job is None:
             return None
         _announce()
