@@ -80,7 +80,11 @@ def table_for(table: datamodel.Table) -> sa.Table:
     return (tap_schema_tables if table.schema == "TAP_SCHEMA" else catalogue_tables)[table.name]
 
 
-#: Registered product files. ``path`` is relative to PRODUCTS_DIR.
+#: Registered product files. ``path`` is relative to PRODUCTS_DIR (``<obs_id>/<name>``)
+#: and names the product in its URL. Band and binning come from the product type;
+#: ``t_min``/``t_max`` (MJD, TT) from the FITS header (TSTART/TSTOP, MJDREF) of time
+#: series, NULL for images. Columns added after the first release are nullable, so
+#: that ``init_db`` can add them to an existing archive (``_upgrade``).
 products = sa.Table(
     "products", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -97,6 +101,11 @@ products = sa.Table(
     sa.Column("src_num", sa.Integer, nullable=False),
     sa.Column("extras_id", sa.String, nullable=False, index=True),  # linked catalogue row
     sa.Column("preview_of", sa.String, nullable=True),     # path of the light curve drawn
+    sa.Column("band", sa.String, nullable=True),            # datamodel.BANDS key
+    sa.Column("binning", sa.String, nullable=True),         # "500s", "opt" or NULL
+    sa.Column("t_min", sa.Double, nullable=True),           # MJD (TT)
+    sa.Column("t_max", sa.Double, nullable=True),
+    sa.Index("ix_products_obs_id", "obs_id", "camera"),
 )
 
 #: Name-resolver cache (Simbad answers and misses).
@@ -181,8 +190,44 @@ def init_db(engine: Engine) -> None:
         from pathlib import Path
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     metadata.create_all(engine)
+    _upgrade(engine)
     # TAP_SCHEMA is derived from the data model: fill it, or refresh it after a change
     fill_tap_schema(engine)
+
+
+def _upgrade(engine: Engine) -> None:
+    """Add the internal tables' nullable columns and indexes that an archive made by an
+    earlier release lacks (``create_all`` only creates missing tables)."""
+    inspector = sa.inspect(engine)
+    for table in (products, uws_jobs, name_cache):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in present]
+        indexes = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        if not missing and all(ix.name in indexes for ix in table.indexes):
+            continue
+        try:
+            _add(engine, table, missing, indexes)
+        except sa.exc.DBAPIError:
+            # another process (a gunicorn worker starting beside this one) added them
+            present = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+            if any(c.name not in present for c in missing):
+                raise
+
+
+def _add(engine: Engine, table: sa.Table, missing: list, indexes: set[str]) -> None:
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        for column in missing:
+            if not column.nullable:
+                raise RuntimeError(f"cannot add the NOT NULL column {column.name} to "
+                                   f"{table.name} of an existing archive")
+            # names and types come from this module's metadata, not from a request
+            conn.exec_driver_sql(
+                f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} "
+                f"{column.type.compile(dialect=engine.dialect)}")
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(conn, checkfirst=True)
 
 
 def _normalised(rows: list[dict], table: sa.Table) -> list[tuple]:

@@ -5,12 +5,15 @@ inside ``PRODUCTS_DIR``: paths are recorded relative to it, so the tree can be
 moved or mounted elsewhere), recognises each file by name
 (:func:`datamodel.match_product`), and records path, type, size, mtime, SHA-256
 checksum, keys and the ``extras_id`` of the catalogue row it belongs to
-(aperiodic, else periodic). FITS light curves are checked for the extension and
+(aperiodic, else periodic), with the band and binning of its type and, for time
+series, the time range it covers (``t_min``/``t_max`` in MJD from TSTART/TSTOP and
+MJDREF of the table extension). FITS light curves are checked for the extension and
 columns their product type requires. Every light curve without a quick-look gets
 one (:mod:`ingest.previews`, on all cores) unless ``previews=False``.
 
 Re-running is incremental: a file whose path, size and mtime (ns) equal those
-recorded is skipped without being opened; only new or changed files are read.
+recorded is skipped without being opened; only new or changed files are read (and,
+once, FITS products recorded by a release that did not keep their time range).
 Rows of files that have disappeared from the tree are removed. Everything is
 checked before the database is touched and written in one transaction, so a bad
 file leaves the database as it was (quick-looks drawn for that run are deleted).
@@ -34,7 +37,7 @@ from datamodel.products import preview_name
 from .errors import IngestError
 from .previews import default_workers, draw_previews
 
-__all__ = ["ProductReport", "ingest_products", "inspect_file"]
+__all__ = ["ProductReport", "Inspection", "ingest_products", "inspect_file"]
 
 _HASH_BLOCK = 1 << 20
 
@@ -63,8 +66,19 @@ class ProductReport:
         return text
 
 
-def inspect_file(path: str, product_key: str) -> tuple[str, str | None]:
-    """Checksum of ``path`` and, for FITS products, the problem with its layout (or None).
+@dataclass(frozen=True)
+class Inspection:
+    """What reading one product file found."""
+
+    checksum: str                 # "sha256:<hex>"
+    problem: str | None = None    # why the file cannot be a product of its type
+    t_min: float | None = None    # MJD (TT) covered, for time series
+    t_max: float | None = None
+
+
+def inspect_file(path: str, product_key: str) -> Inspection:
+    """Checksum of ``path`` and, for FITS products, the problem with its layout (or
+    None) and the time range it covers.
 
     Runs in worker processes; reads the file once for the checksum and opens
     FITS products to check the required extension and columns.
@@ -76,11 +90,25 @@ def inspect_file(path: str, product_key: str) -> tuple[str, str | None]:
     checksum = "sha256:" + digest.hexdigest()
     ptype = datamodel.PRODUCT_TYPES.get(product_key)
     if ptype is None or not ptype.columns:
-        return checksum, None
-    return checksum, _check_fits(path, ptype)
+        return Inspection(checksum)
+    problem, times = _check_fits(path, ptype)
+    return Inspection(checksum, problem, *times)
 
 
-def _check_fits(path: str, ptype) -> str | None:
+def _time_range(header) -> tuple[float | None, float | None]:
+    """(t_min, t_max) in MJD from the OGIP timing keywords, or (None, None)."""
+    try:
+        mjdref = float(header["MJDREF"]) if "MJDREF" in header else \
+            float(header["MJDREFI"]) + float(header.get("MJDREFF", 0.0))
+        zero = float(header.get("TIMEZERO", 0.0))
+        start, stop = float(header["TSTART"]), float(header["TSTOP"])
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    scale = 1.0 / 86400.0 if str(header.get("TIMEUNIT", "s")).strip() == "s" else 1.0
+    return mjdref + (start + zero) * scale, mjdref + (stop + zero) * scale
+
+
+def _check_fits(path: str, ptype) -> tuple[str | None, tuple]:
     import warnings
     from astropy.io import fits
     try:
@@ -93,21 +121,23 @@ def _check_fits(path: str, ptype) -> str | None:
                     if not named:
                         found = ", ".join(h.name for h in tables) or "none"
                         return (f"no {ptype.extension} extension (table extensions found: "
-                                f"{found})")
+                                f"{found})"), ()
                     hdu = named[0]
                 elif tables:
                     hdu = tables[0]
                 else:
-                    return "no binary table extension"
+                    return "no binary table extension", ()
                 have = {n.upper() for n in hdu.columns.names}
                 missing = [c for c in ptype.columns if c.upper() not in have]
                 if missing:
                     return (f"extension {hdu.name} lacks the required column(s) "
-                            f"{', '.join(missing)} (has: {', '.join(hdu.columns.names)})")
+                            f"{', '.join(missing)} (has: {', '.join(hdu.columns.names)})"), ()
                 len(hdu.data)
+                times = _time_range(hdu.header)
     except Exception as exc:  # unreadable or truncated FITS
-        return f"cannot read the file as FITS: {str(exc).splitlines()[0] if str(exc) else exc}"
-    return None
+        return (f"cannot read the file as FITS: "
+                f"{str(exc).splitlines()[0] if str(exc) else exc}"), ()
+    return None, times
 
 
 def _inspect(args):
@@ -181,15 +211,21 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
     products = archive_db.products
 
     with engine.connect() as conn:
-        stmt = sa.select(products.c.path, products.c.size, products.c.mtime_ns)
+        stmt = sa.select(products.c.path, products.c.size, products.c.mtime_ns,
+                         products.c.t_min.is_(None))
         if prefix:
             stmt = stmt.where(products.c.path.startswith(prefix, autoescape=True))
-        recorded = {p: (s, m) for p, s, m in conn.execute(stmt)}
+        recorded, untimed = {}, set()
+        for p, size, mtime, no_time in conn.execute(stmt):
+            recorded[p] = (size, mtime)
+            if no_time:
+                untimed.add(p)
 
     # 1. walk and compare with what is recorded (a stat per file; nothing is opened)
     todo: list[_Found] = []
     on_disk: set[str] = set()
     lightcurves: list[tuple[Path, dict]] = []
+    changed_lcs: set[str] = set()     # light curves whose content changed: redraw
     for path in _walk(directory):
         match = datamodel.match_product(path.name)
         rel = _relative(path, base)
@@ -202,19 +238,21 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
         report.seen += 1
         if ptype.previewable:
             lightcurves.append((path, keys))
-        if recorded.get(rel) == (st.st_size, st.st_mtime_ns):
+        same = recorded.get(rel) == (st.st_size, st.st_mtime_ns)
+        if same and not (rel in untimed and ptype.columns):
             report.unchanged += 1
             continue
         todo.append(_Found(path, rel, ptype, keys, st.st_size, st.st_mtime_ns,
                            rel not in recorded))
+        if ptype.previewable and not same:
+            changed_lcs.add(rel)
     gone = sorted(set(recorded) - on_disk)
-    changed_lcs = {f.rel for f in todo if f.ptype.previewable}
 
     # 2. read the new and changed files: checksums and FITS layout
     results = _run(_inspect, [(str(f.path), f.ptype.key) for f in todo], workers)
     report.read = len(todo)
-    checksums = {f.rel: r[0] for f, r in zip(todo, results)}
-    problems = [f"{f.path}: {err}" for f, (_, err) in zip(todo, results) if err]
+    found = {f.rel: r for f, r in zip(todo, results)}
+    problems = [f"{f.path}: {r.problem}" for f, r in zip(todo, results) if r.problem]
     if problems:
         raise IngestError("invalid product file(s); nothing was ingested:\n"
                           + "\n".join(problems[:20])
@@ -255,7 +293,7 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
                     report.seen += 1
                 todo.append(_Found(png, rel, datamodel.PREVIEW, keys, st.st_size,
                                    st.st_mtime_ns, rel not in recorded))
-                checksums[rel] = inspect_file(str(png), "preview")[0]
+                found[rel] = inspect_file(str(png), "preview")
 
         # 5. one transaction: remove rows of changed and vanished files, insert new rows
         rows = []
@@ -264,12 +302,16 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
             if f.ptype is datamodel.PREVIEW:
                 lc = _find_lc(f.path)
                 preview_of = _relative(lc, base) if lc else None
+            inspection = found[f.rel]
             rows.append({"path": f.rel, "product_type": f.ptype.key,
                          "category": f.ptype.category, "mime": f.ptype.mime,
-                         "size": f.size, "mtime_ns": f.mtime_ns, "checksum": checksums[f.rel],
+                         "size": f.size, "mtime_ns": f.mtime_ns,
+                         "checksum": inspection.checksum,
                          "obs_id": f.keys["obs_id"], "exp_id": f.keys["exp_id"],
                          "camera": f.keys["camera"], "src_num": f.keys["src_num"],
-                         "extras_id": links[f.key], "preview_of": preview_of})
+                         "extras_id": links[f.key], "preview_of": preview_of,
+                         "band": f.ptype.band, "binning": f.ptype.binning,
+                         "t_min": inspection.t_min, "t_max": inspection.t_max})
             if f.is_new:
                 report.new += 1
             else:

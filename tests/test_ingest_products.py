@@ -94,6 +94,55 @@ def test_products_are_registered_linked_and_previewed(archive, synth):
     assert f"{len(lcs)} quick-looks drawn" in result.output
 
 
+def test_band_binning_and_time_range_are_recorded(archive):
+    config, files, _ = archive
+    assert _ingest(config).exit_code == 0
+    rows = _products(config)
+    base = Path(config["PRODUCTS_DIR"])
+    timed = 0
+    for f in files:
+        r = rows[f.relative_to(base).as_posix()]
+        ptype, _ = datamodel.match_product(f.name)
+        assert (r.band, r.binning) == (ptype.band, ptype.binning)
+        if f.suffix == ".fit":
+            with fits.open(f) as hdul:
+                hdr = hdul[ptype.extension].header
+            start = hdr["MJDREF"] + (hdr["TSTART"] + hdr.get("TIMEZERO", 0.0)) / 86400.0
+            stop = hdr["MJDREF"] + (hdr["TSTOP"] + hdr.get("TIMEZERO", 0.0)) / 86400.0
+            assert r.t_min == pytest.approx(start, abs=1e-9)
+            assert r.t_max == pytest.approx(stop, abs=1e-9)
+            assert 51500 < r.t_min < r.t_max < 62000        # XMM era, MJD
+            timed += 1
+        else:
+            assert r.t_min is None and r.t_max is None     # images
+    assert timed >= 10
+
+
+def test_time_ranges_are_filled_in_once_for_an_older_archive(archive):
+    """Rows recorded before the time range was kept are read again once, then not."""
+    import sqlalchemy as sa
+    from archive.db import Database, products
+    config, files, _ = archive
+    assert _ingest(config).exit_code == 0
+    before = _products(config)
+    db = Database(config["DATABASE_URL"])
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(sa.update(products).values(t_min=None, t_max=None))
+    finally:
+        db.dispose()
+    fits_files = [f for f in files if f.suffix == ".fit"]
+    again = _ingest(config)
+    assert again.exit_code == 0, again.output
+    assert f"{len(fits_files)} files read" in again.output
+    assert "; 0 quick-looks drawn" in again.output          # content unchanged: not redrawn
+    after = _products(config)
+    assert {p: (r.t_min, r.t_max) for p, r in after.items()} == \
+        {p: (r.t_min, r.t_max) for p, r in before.items()}
+    third = _ingest(config, "--no-previews")
+    assert "0 files read" in third.output
+
+
 def test_rerun_reads_only_new_and_changed_files(archive, synth, monkeypatch):
     config, files, _ = archive
     assert _ingest(config).exit_code == 0
