@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh database on each backend, a demo archive, apps, a gunicorn server.
+"""Shared fixtures: a fresh database on each backend, a demo archive, apps, the CLI, a
+gunicorn server.
 
 Every fixture that touches the database is parametrized over SQLite and
 PostgreSQL. PostgreSQL comes from the environment (``PGHOST`` etc., as set by
@@ -101,6 +102,13 @@ def app(demo_archive):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def runner():
+    """A click CliRunner whose ``invoke(args)`` runs ``extras-archive ARGS`` in process."""
+    from helpers import ArchiveRunner
+    return ArchiveRunner()
 
 
 # -- a real server ----------------------------------------------------------------------

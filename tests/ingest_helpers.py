@@ -6,12 +6,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from astropy.table import Table
-from click.testing import CliRunner
 
 import datamodel
-from archive import cli as archive_cli
 from archive.db import Database, catalogue_tables, products
-
+from helpers import ArchiveRunner
 
 
 def synthetic(rows: int, seed: int = 7):
@@ -39,9 +37,9 @@ def write(table: Table, path: Path, fmt: str) -> Path:
 
 def run_cli(config: dict, *args: str):
     """Run ``extras-archive --data-dir ... --database-url ... ARGS`` in process."""
-    return CliRunner().invoke(archive_cli.cli, ["--data-dir", config["DATA_DIR"],
-                                                "--database-url", config["DATABASE_URL"],
-                                                *args], catch_exceptions=False)
+    return ArchiveRunner().invoke(["--data-dir", config["DATA_DIR"],
+                                   "--database-url", config["DATABASE_URL"], *args],
+                                  catch_exceptions=False)
 
 
 def snapshot(config: dict, table: str = "aperiodic") -> list[tuple]:

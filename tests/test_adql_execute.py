@@ -20,6 +20,7 @@ from archive.query import execute
 from archive.sky import healpix_index, unit_vectors
 from archive.tap.adql import Catalog, translate
 from conftest import BACKENDS, new_database_url
+from helpers import result_rows
 
 N = 240
 CATALOG = Catalog.of(PUBLISHED)
@@ -90,8 +91,7 @@ def filled(request, tmp_path_factory):
 def run(db, adql, maxrec=None, timeout=20.0):
     t = translate(adql, CATALOG, db.dialect)
     result = execute(db.readonly, t.statement, t.columns, maxrec=maxrec, timeout=timeout)
-    rows = [r for chunk in result.chunks() for r in chunk]
-    return t, rows
+    return t, result_rows(result)
 
 
 def col(rows, i=0):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 from lark import Tree
 
 from archive.errors import UsageFault
@@ -119,15 +118,13 @@ CLI = [
 
 
 @pytest.mark.parametrize("args, status, text", CLI)
-def test_cli(args, status, text):
-    from archive.cli import cli
-    result = CliRunner().invoke(cli, ["adql", *args])
+def test_cli(runner, args, status, text):
+    result = runner.invoke(["adql", *args])
     assert result.exit_code == status, result.output
     assert text in result.output
 
 
-def test_cli_uses_archive_dialect(tmp_path):
-    from archive.cli import cli
-    result = CliRunner().invoke(cli, ["--database-url", f"sqlite:///{tmp_path}/a.sqlite", "adql",
-                                      "SELECT camera FROM extras.aperiodic WHERE camera LIKE 'P%'"])
+def test_cli_uses_archive_dialect(runner, tmp_path):
+    result = runner.invoke(["--database-url", f"sqlite:///{tmp_path}/a.sqlite", "adql",
+                            "SELECT camera FROM extras.aperiodic WHERE camera LIKE 'P%'"])
     assert result.exit_code == 0 and "GLOB" in result.output

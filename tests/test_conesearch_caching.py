@@ -21,17 +21,10 @@ from archive.conesearch.search import (ALL, catalogue_names, cone_search, cone_s
                                        prepared_cone, result_columns)
 from archive.db import Database, catalogue_tables, get_db
 from archive.errors import FatalFault, QueryTimeout, UsageFault
-from archive.formats import get_format
 from archive.prepared import PreparedStatement
 from archive.query import execute
 from archive.result import QueryResult, ResultColumn
-
-VOT = "{http://www.ivoa.net/xml/VOTable/v1.3}"
-
-
-def _rows(result):
-    return [tuple(row) for chunk in result.chunks() for row in chunk]
-
+from helpers import VOT, field_attributes, longterm_rows, query_result, render, result_rows
 
 @pytest.fixture(scope="module")
 def aperiodic(app):
@@ -119,7 +112,7 @@ def test_two_centres_in_one_bucket_get_their_own_rows(app, aperiodic, sr):
     for ra, dec in (first, second, first):
         result = cone_search(engine, "aperiodic", ra, dec, sr, verb=1, maxrec=None,
                              timeout=30)
-        ids = [row[at] for row in _rows(result)]
+        ids = [row[at] for row in result_rows(result)]
         assert set(ids) == _brute_force(aperiodic, ra, dec, sr)
         assert ids, "the test needs cones with rows"
         got.append(ids)
@@ -139,9 +132,9 @@ def test_prepared_rows_equal_the_literal_statement(app, aperiodic, name, verb):
     for k in rng.choice(len(aperiodic), 4, replace=False):
         _, ra, dec = aperiodic[k]
         for sr in (0.5 / 60, 4 / 60, 0.4):
-            literal = _rows(execute(engine, cone_statement(name, ra, dec, sr, verb), columns,
+            literal = result_rows(execute(engine, cone_statement(name, ra, dec, sr, verb), columns,
                                     maxrec=None, timeout=30))
-            cached = _rows(cone_search(engine, name, ra, dec, sr, verb=verb, maxrec=None,
+            cached = result_rows(cone_search(engine, name, ra, dec, sr, verb=verb, maxrec=None,
                                        timeout=30))
             # (SQLAlchemy gives SQLite's booleans as True/False, the driver as 1/0:
             # equal in Python, and the writers convert by the declared datatype)
@@ -153,9 +146,9 @@ def test_a_cone_at_the_pole_and_across_ra_zero(app):
     for ra, dec, sr in ((0.0, 90.0, 3.0), (359.99, -10.0, 2.0), (0.001, 45.0, 1.5)):
         slots, _ = spatial.cone_parameters(ra, dec, sr)
         columns = result_columns(ALL, 1)
-        literal = _rows(execute(engine, cone_statement(ALL, ra, dec, sr, 1), columns,
+        literal = result_rows(execute(engine, cone_statement(ALL, ra, dec, sr, 1), columns,
                                 maxrec=None, timeout=30))
-        cached = _rows(cone_search(engine, ALL, ra, dec, sr, verb=1, maxrec=None, timeout=30))
+        cached = result_rows(cone_search(engine, ALL, ra, dec, sr, verb=1, maxrec=None, timeout=30))
         assert cached == [tuple(r) for r in literal] and slots >= 2
 
 
@@ -163,11 +156,11 @@ def test_a_cone_at_the_pole_and_across_ra_zero(app):
 def test_prepared_maxrec_and_overflow(app, aperiodic, maxrec):
     _, ra, dec = aperiodic[len(aperiodic) // 3]
     engine = get_db(app).readonly
-    everything = _rows(cone_search(engine, "aperiodic", ra, dec, 0.3, verb=1, maxrec=None,
+    everything = result_rows(cone_search(engine, "aperiodic", ra, dec, 0.3, verb=1, maxrec=None,
                                    timeout=30))
     assert len(everything) > 3
     result = cone_search(engine, "aperiodic", ra, dec, 0.3, verb=1, maxrec=maxrec, timeout=30)
-    rows = _rows(result)
+    rows = result_rows(result)
     if maxrec is None:
         assert rows == everything and result.overflow is False
     else:
@@ -183,15 +176,8 @@ LONGTERM = catalogue_tables["longterm"]
 @pytest.fixture
 def small_db(empty_config):
     db = Database(empty_config["DATABASE_URL"])
-    ra = [10.0 + 0.01 * i for i in range(50)]
-    dec = [-5.0 + 0.01 * i for i in range(50)]
-    hpx = sky.healpix_index(ra, dec)
-    x, y, z = sky.unit_vectors(ra, dec)
     with db.engine.begin() as conn:
-        conn.execute(LONGTERM.insert(), [
-            {"iauname": f"3XMM J{i:06d}", "srcid": i + 1, "ra": ra[i], "dec": dec[i],
-             "n_obs": 2 + i % 5, "_hpx": int(hpx[i]), "_x": float(x[i]), "_y": float(y[i]),
-             "_z": float(z[i])} for i in range(50)])
+        conn.execute(LONGTERM.insert(), longterm_rows(50))
     yield db
     db.dispose()
 
@@ -214,7 +200,7 @@ def test_prepared_statement_runs_with_new_values(small_db):
                                                (40, 60, None, list(range(40, 51)), False)):
         result = execute(small_db.readonly, prepared, COLS, maxrec=maxrec, timeout=10,
                          params={"lo": lo, "hi": hi}, chunk_rows=3)
-        assert [r[0] for r in _rows(result)] == expected and result.overflow is overflow
+        assert [r[0] for r in result_rows(result)] == expected and result.overflow is overflow
     assert len(prepared._compiled) == 2           # limited and unlimited, compiled once each
 
 
@@ -232,7 +218,7 @@ def test_prepared_statement_value_errors_and_timeouts(small_db):
     divide = PreparedStatement(
         sa.select(LONGTERM.c.n_obs / sa.bindparam("d", type_=sa.Integer)))
     if small_db.dialect == "sqlite":
-        assert _rows(execute(small_db.readonly, divide, COLS[:1], maxrec=1, timeout=10,
+        assert result_rows(execute(small_db.readonly, divide, COLS[:1], maxrec=1, timeout=10,
                              params={"d": 0})) == [(None,)]
     else:
         with pytest.raises(UsageFault, match="division by zero"):
@@ -242,20 +228,15 @@ def test_prepared_statement_value_errors_and_timeouts(small_db):
         t[0].c.ra + t[1].c.ra + t[2].c.ra + t[3].c.ra + t[4].c.ra + t[5].c.ra
         > sa.bindparam("v", type_=sa.Double)))
     with pytest.raises(QueryTimeout, match="limit of 0.3 s"):
-        _rows(execute(small_db.readonly, heavy, COLS[:1], maxrec=1, timeout=0.3,
+        result_rows(execute(small_db.readonly, heavy, COLS[:1], maxrec=1, timeout=0.3,
                       params={"v": 0.0}))
     # the connection went back to the pool in a usable state
     again = execute(small_db.readonly, _between(), COLS, maxrec=5, timeout=10,
                     params={"lo": 1, "hi": 3})
-    assert [r[0] for r in _rows(again)] == [1, 2]
+    assert [r[0] for r in result_rows(again)] == [1, 2]
 
 
 # -- VOTable headers cached by content --------------------------------------------------
-
-def _fields(body: bytes) -> list[dict]:
-    root = ET.fromstring(body)
-    return [dict(f.attrib) for f in root.iter(f"{VOT}FIELD")]
-
 
 def _serialization(body: bytes) -> str:
     root = ET.fromstring(body)
@@ -272,7 +253,7 @@ def test_verb_and_format_variants_keep_their_own_headers(client, aperiodic):
                 if fmt:
                     query += f"&RESPONSEFORMAT={fmt}"
                 body = client.get(query).data
-                names = [f["name"] for f in _fields(body)]
+                names = [f["name"] for f in field_attributes(body)]
                 assert names == [c.name for c in result_columns("aperiodic", verb)]
                 assert _serialization(body) == serialization
                 with warnings.catch_warnings():
@@ -294,16 +275,14 @@ def test_datalink_hook_changes_the_cached_header(app, aperiodic):
     finally:
         del app.extensions["scs_descriptors"]
     again = client.get(url).data
-    assert [f.get("ID") for f in _fields(plain)] == [None] * len(_fields(plain))
-    assert [f.get("ID") for f in _fields(linked)].count("main_id") == 1
+    assert [f.get("ID") for f in field_attributes(plain)] == [None] * len(field_attributes(plain))
+    assert [f.get("ID") for f in field_attributes(linked)].count("main_id") == 1
     assert b"<!-- aperiodic -->" in linked and b"adhoc:service" not in again
     assert again == plain
 
 
 def _render(columns, rows, fmt="votable", infos=()):
-    result = QueryResult(columns, maxrec=None, chunks=iter([rows]))
-    result.infos.extend(infos)
-    return b"".join(get_format(fmt).render(result))
+    return render(fmt, query_result(columns, rows, chunk=len(rows), infos=infos))
 
 
 def test_votable_header_cache_is_keyed_by_every_attribute():
@@ -329,11 +308,11 @@ def test_votable_header_cache_is_keyed_by_every_attribute():
 def test_votable_cached_footer_follows_status_and_resources():
     cols = [ResultColumn("a", "int")]
     result = QueryResult(cols, maxrec=1, chunks=iter([[(1,), (2,)]]))
-    body = b"".join(get_format("votable").render(result))
+    body = render("votable", result)
     assert b'<INFO name="QUERY_STATUS" value="OVERFLOW"/>' in body
     plain = _render(cols, [(1,)])
     assert b"OVERFLOW" not in plain
     extra = QueryResult(cols, maxrec=None, chunks=iter([[(1,)]]))
     extra.resources.append('<RESOURCE type="meta"><!-- x --></RESOURCE>')
-    assert b"<!-- x -->" in b"".join(get_format("votable").render(extra))
+    assert b"<!-- x -->" in render("votable", extra)
     assert b"<!-- x -->" not in _render(cols, [(1,)])

@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from astropy.io import votable
 from astropy.io.votable.tree import VOTableFile
 from astropy.table import Table
 
 from archive.tap.examples import EXAMPLES
+from helpers import first_table, tap_sync
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 
@@ -45,8 +45,8 @@ def test_examples_declared_in_capabilities(client):
 
 
 def upload_for(client):
-    rows = votable.parse_single_table(io.BytesIO(client.get("/tap/sync", query_string={
-        "LANG": "ADQL", "QUERY": "SELECT TOP 10 ra, dec FROM extras.aperiodic"}).data)).array
+    rows = first_table(client.get("/tap/sync", query_string={
+        "LANG": "ADQL", "QUERY": "SELECT TOP 10 ra, dec FROM extras.aperiodic"}).data).array
     t = Table({"ra": np.asarray(rows["ra"], float), "dec": np.asarray(rows["dec"], float)})
     out = io.BytesIO()
     VOTableFile.from_table(t).to_xml(out)
@@ -55,15 +55,14 @@ def upload_for(client):
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[ex.id for ex in EXAMPLES])
 def test_every_example_runs(client, example):
-    data = {"LANG": "ADQL", "QUERY": example.query, "MAXREC": "1000"}
+    files, params = {}, {"MAXREC": "1000"}
     if example.uploads:
         content = upload_for(client)
-        data["UPLOAD"] = ";".join(f"{u},param:{u}" for u in example.uploads)
-        for u in example.uploads:
-            data[u] = (io.BytesIO(content), u)
-    r = client.post("/tap/sync", data=data, content_type="multipart/form-data")
+        files = {u: content for u in example.uploads}
+        params["UPLOAD"] = ";".join(f"{u},param:{u}" for u in example.uploads)
+    r = tap_sync(client, example.query, files, **params)
     assert r.status_code == 200, r.data
-    table = votable.parse_single_table(io.BytesIO(r.data))
+    table = first_table(r.data)
     assert len(table.fields) >= 2
     if example.id in ("flare-candidates", "upload-crossmatch", "longterm-lightcurve",
                       "class-statistics", "observation-detections", "variable-clean"):

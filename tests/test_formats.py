@@ -20,6 +20,7 @@ from archive.errors import FatalFault, UsageFault
 from archive.formats import Format, all_formats, get_format, register
 from archive.formats.votable import error_document
 from archive.result import QueryResult, ResultColumn
+from helpers import query_result, render, votable_of
 
 VOT_NS = "{http://www.ivoa.net/xml/VOTable/v1.3}"
 
@@ -77,27 +78,14 @@ EXPECTED = {   # (values, nulls) as a reader of a VOTable should see them
 }
 
 
-def make_result(rows=ROWS, columns=COLUMNS, *, chunk=2, overflow=False, infos=(),
-                resources=(), fail_after=None, error=None):
-    """A QueryResult over ``rows`` in chunks, optionally failing after some chunks."""
-    def generate():
-        for k, start in enumerate(range(0, len(rows), chunk)):
-            if fail_after is not None and k == fail_after:
-                raise error or RuntimeError("disk on fire")
-            yield list(rows[start:start + chunk])
-
-    return QueryResult(columns, maxrec=None, chunks=generate(), overflow=overflow,
-                       infos=infos, resources=resources)
-
-
-def render(key, result, **options) -> bytes:
-    return b"".join(get_format(key).render(result, **options))
+def make_result(rows=ROWS, columns=COLUMNS, **options):
+    """A QueryResult over ``rows`` of ``COLUMNS`` (see ``helpers.query_result``)."""
+    return query_result(columns, rows, **options)
 
 
 def votable_table(data: bytes):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")          # any astropy VOTable warning fails
-        return parse_votable(io.BytesIO(data)).get_first_table()
+    """The first table; any astropy VOTable warning fails."""
+    return votable_of(data).get_first_table()
 
 
 def _cell(value, mask):

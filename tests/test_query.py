@@ -3,11 +3,11 @@ import pytest
 import sqlalchemy as sa
 
 import datamodel
-from archive import sky
 from archive.db import Database, catalogue_tables
 from archive.errors import ArchiveFault, FatalFault, QueryTimeout, UsageFault
 from archive.query import execute
 from archive.result import ResultColumn
+from helpers import longterm_rows, result_rows
 
 LONGTERM = catalogue_tables["longterm"]
 
@@ -15,24 +15,13 @@ LONGTERM = catalogue_tables["longterm"]
 @pytest.fixture
 def database(empty_config):
     db = Database(empty_config["DATABASE_URL"])
-    ra = [10.0 + 0.01 * i for i in range(250)]
-    dec = [-5.0 + 0.01 * i for i in range(250)]
-    hpx = sky.healpix_index(ra, dec)
-    x, y, z = sky.unit_vectors(ra, dec)
-    rows = [{"iauname": f"3XMM J{i:06d}", "srcid": i + 1, "ra": ra[i], "dec": dec[i],
-             "n_obs": 2 + i % 5, "var_flag": i % 3 == 0, "_hpx": int(hpx[i]), "_x": float(x[i]), "_y": float(y[i]),
-             "_z": float(z[i])} for i in range(250)]
     with db.engine.begin() as conn:
-        conn.execute(LONGTERM.insert(), rows)
+        conn.execute(LONGTERM.insert(), longterm_rows(250))
     yield db
     db.dispose()
 
 
 COLS = [ResultColumn("srcid", "long"), ResultColumn("n_obs", "int")]
-
-
-def rows_of(result):
-    return [row for chunk in result.chunks() for row in chunk]
 
 
 def test_rows_stream_in_chunks_without_overflow(database):
@@ -57,7 +46,7 @@ def test_maxrec_and_top(database, maxrec, top, expected, overflow):
         stmt = stmt.limit(top)
     result = execute(database.readonly, stmt, COLS, maxrec=maxrec, timeout=10, chunk_rows=30,
                      top=top)
-    rows = rows_of(result)
+    rows = result_rows(result)
     assert len(rows) == expected and result.overflow is overflow
     assert [r[0] for r in rows] == list(range(1, expected + 1))
 
@@ -104,17 +93,17 @@ def test_a_long_query_is_stopped_at_the_time_limit(database):
     with pytest.raises(QueryTimeout, match="limit of 0.5 s"):
         result = execute(database.readonly, heavy, [ResultColumn("n", "long")], maxrec=10,
                          timeout=0.5)
-        rows_of(result)
+        result_rows(result)
 
 
 def test_value_errors_of_the_query_are_usage_faults(database):
     stmt = sa.select(sa.cast(LONGTERM.c.n_obs, sa.Integer) / (LONGTERM.c.n_obs - LONGTERM.c.n_obs))
     if database.dialect == "sqlite":
-        rows = rows_of(execute(database.readonly, stmt, COLS[:1], maxrec=5, timeout=10))
+        rows = result_rows(execute(database.readonly, stmt, COLS[:1], maxrec=5, timeout=10))
         assert rows[0] == (None,)           # SQLite: division by zero gives NULL
     else:
         with pytest.raises(UsageFault, match="division by zero"):
-            rows_of(execute(database.readonly, stmt, COLS[:1], maxrec=5, timeout=10))
+            result_rows(execute(database.readonly, stmt, COLS[:1], maxrec=5, timeout=10))
 
 
 def test_database_errors_that_are_ours_are_fatal(database):
@@ -166,7 +155,7 @@ def test_rows_come_back_with_the_values_sqlalchemy_gives(database, with_boolean)
         meta.append(ResultColumn("var_flag", "boolean"))
     stmt = sa.select(*cols).where(LONGTERM.c.srcid <= 30).order_by(LONGTERM.c.srcid)
     result = execute(database.readonly, stmt, meta, maxrec=1000, timeout=30, chunk_rows=7)
-    rows = [row for chunk in result.chunks() for row in chunk]
+    rows = result_rows(result)
     assert all(type(row) is tuple for row in rows)
     with database.engine.connect() as conn:
         expected = [tuple(r) for r in conn.execute(stmt)]

@@ -3,37 +3,22 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 from astropy.io import fits
-from astropy.io.votable import parse as parse_votable
 
 from archive import create_app
 from archive.db import catalogue_tables, get_db
+from helpers import query_error, query_status, votable_of
 
 APERIODIC_COLUMNS = None
 
 
-def _votable(response):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")          # a result must be valid VOTable
-        return parse_votable(io.BytesIO(response.data))
-
-
-def _status(vot) -> list[str]:
-    return [i.value for i in vot.resources[0].infos if i.name == "QUERY_STATUS"]
-
-
 def _error(response, status=400) -> str:
     assert response.status_code == status, response.data[:300]
-    assert response.mimetype == "application/x-votable+xml"
-    vot = parse_votable(io.BytesIO(response.data))
-    infos = [i for i in vot.resources[0].infos if i.name == "QUERY_STATUS"]
-    assert [i.value for i in infos] == ["ERROR"]
-    return infos[0].content
+    return query_error(response)
 
 
 def _sync(client, method="get", **params):
@@ -75,8 +60,8 @@ def test_simple_query(client, method, count):
     assert response.status_code == 200
     assert response.mimetype == "application/x-votable+xml"
     assert response.is_streamed
-    vot = _votable(response)
-    assert _status(vot) == ["OK"]
+    vot = votable_of(response.data)
+    assert query_status(vot) == ["OK"]
     table = vot.get_first_table()
     names = [f.name for f in table.fields]
     assert names == ["extras_id", "ra", "dec", "obs_id"]
@@ -90,12 +75,12 @@ def test_simple_query(client, method, count):
 
 
 def test_results_match_the_database(client, count):
-    vot = _votable(_sync(client, QUERY="SELECT COUNT(*) AS n FROM extras.aperiodic "
-                                       "WHERE camera = 'PN'"))
+    vot = votable_of(_sync(client, QUERY="SELECT COUNT(*) AS n FROM extras.aperiodic "
+                                         "WHERE camera = 'PN'").data)
     table = catalogue_tables["aperiodic"]
     assert int(vot.get_first_table().array["n"][0]) == count(where=table.c.camera == "PN")
-    vot = _votable(_sync(client, QUERY="SELECT camera, COUNT(*) AS n FROM extras.aperiodic "
-                                       "GROUP BY camera ORDER BY camera"))
+    vot = votable_of(_sync(client, QUERY="SELECT camera, COUNT(*) AS n FROM extras.aperiodic "
+                                         "GROUP BY camera ORDER BY camera").data)
     arr = vot.get_first_table().array
     assert [str(c) for c in arr["camera"]] == ["M1", "M2", "PN"]
     assert sum(int(n) for n in arr["n"]) == count()
@@ -113,7 +98,7 @@ def test_parameter_names_are_case_insensitive(client):
 def test_request_doquery_and_unknown_parameters_are_ignored(client):
     response = _sync(client, REQUEST="doQuery", DUMMY="ignore-me", RUNID="run-17",
                      QUERY="SELECT TOP 1 ra FROM extras.aperiodic")
-    vot = _votable(response)
+    vot = votable_of(response.data)
     assert len(vot.get_first_table().array) == 1
     infos = {i.name: i.value for i in vot.resources[0].infos}
     assert infos["RUNID"] == "run-17"
@@ -123,56 +108,56 @@ def test_multipart_post(client):
     response = client.post("/tap/sync", content_type="multipart/form-data", data={
         "LANG": "ADQL", "QUERY": "SELECT TOP 4 ra FROM extras.aperiodic", "MAXREC": "3",
         "extra": (io.BytesIO(b"ignored"), "extra.txt")})
-    vot = _votable(response)
+    vot = votable_of(response.data)
     assert len(vot.get_first_table().array) == 3
-    assert _status(vot) == ["OK", "OVERFLOW"]
+    assert query_status(vot) == ["OK", "OVERFLOW"]
 
 
 def test_maxrec_overflow(client):
-    vot = _votable(_sync(client, QUERY="SELECT ra FROM extras.aperiodic", MAXREC="5"))
+    vot = votable_of(_sync(client, QUERY="SELECT ra FROM extras.aperiodic", MAXREC="5").data)
     assert len(vot.get_first_table().array) == 5
-    assert _status(vot) == ["OK", "OVERFLOW"]     # OVERFLOW after </TABLE>
+    assert query_status(vot) == ["OK", "OVERFLOW"]     # OVERFLOW after </TABLE>
     # exactly as many rows as exist: no overflow
-    vot = _votable(_sync(client, QUERY="SELECT TOP 5 ra FROM extras.aperiodic", MAXREC="5"))
-    assert _status(vot) == ["OK"] and len(vot.get_first_table().array) == 5
+    vot = votable_of(_sync(client, QUERY="SELECT TOP 5 ra FROM extras.aperiodic", MAXREC="5").data)
+    assert query_status(vot) == ["OK"] and len(vot.get_first_table().array) == 5
 
 
 def test_maxrec_zero_gives_metadata_only(client):
-    vot = _votable(_sync(client, QUERY="SELECT extras_id, ra FROM extras.aperiodic",
-                         MAXREC="0"))
+    vot = votable_of(_sync(client, QUERY="SELECT extras_id, ra FROM extras.aperiodic",
+                           MAXREC="0").data)
     table = vot.get_first_table()
     assert [f.name for f in table.fields] == ["extras_id", "ra"]
     assert len(table.array) == 0
-    assert _status(vot) == ["OK", "OVERFLOW"]
+    assert query_status(vot) == ["OK", "OVERFLOW"]
 
 
 def test_top_and_maxrec(client):
     # TOP below MAXREC: TOP rows, complete
-    vot = _votable(_sync(client, QUERY="SELECT TOP 3 ra FROM extras.aperiodic", MAXREC="10"))
-    assert len(vot.get_first_table().array) == 3 and _status(vot) == ["OK"]
+    vot = votable_of(_sync(client, QUERY="SELECT TOP 3 ra FROM extras.aperiodic", MAXREC="10").data)
+    assert len(vot.get_first_table().array) == 3 and query_status(vot) == ["OK"]
     # TOP above MAXREC: MAXREC rows, marked as truncated
-    vot = _votable(_sync(client, QUERY="SELECT TOP 10 ra FROM extras.aperiodic", MAXREC="3"))
-    assert len(vot.get_first_table().array) == 3 and _status(vot) == ["OK", "OVERFLOW"]
+    vot = votable_of(_sync(client, QUERY="SELECT TOP 10 ra FROM extras.aperiodic", MAXREC="3").data)
+    assert len(vot.get_first_table().array) == 3 and query_status(vot) == ["OK", "OVERFLOW"]
 
 
 def test_default_and_hard_limits(app_with):
     client = app_with(TAP_DEFAULT_MAXREC=40, TAP_HARD_MAXREC=60)
-    vot = _votable(_sync(client, QUERY="SELECT ra FROM extras.aperiodic"))
-    assert len(vot.get_first_table().array) == 40 and _status(vot) == ["OK", "OVERFLOW"]
+    vot = votable_of(_sync(client, QUERY="SELECT ra FROM extras.aperiodic").data)
+    assert len(vot.get_first_table().array) == 40 and query_status(vot) == ["OK", "OVERFLOW"]
     # an explicit TOP is honoured beyond the default, up to the hard limit
-    vot = _votable(_sync(client, QUERY="SELECT TOP 50 ra FROM extras.aperiodic"))
-    assert len(vot.get_first_table().array) == 50 and _status(vot) == ["OK"]
-    vot = _votable(_sync(client, QUERY="SELECT TOP 100 ra FROM extras.aperiodic"))
-    assert len(vot.get_first_table().array) == 60 and _status(vot) == ["OK", "OVERFLOW"]
-    vot = _votable(_sync(client, QUERY="SELECT ra FROM extras.aperiodic", MAXREC="1000"))
-    assert len(vot.get_first_table().array) == 60 and _status(vot) == ["OK", "OVERFLOW"]
+    vot = votable_of(_sync(client, QUERY="SELECT TOP 50 ra FROM extras.aperiodic").data)
+    assert len(vot.get_first_table().array) == 50 and query_status(vot) == ["OK"]
+    vot = votable_of(_sync(client, QUERY="SELECT TOP 100 ra FROM extras.aperiodic").data)
+    assert len(vot.get_first_table().array) == 60 and query_status(vot) == ["OK", "OVERFLOW"]
+    vot = votable_of(_sync(client, QUERY="SELECT ra FROM extras.aperiodic", MAXREC="1000").data)
+    assert len(vot.get_first_table().array) == 60 and query_status(vot) == ["OK", "OVERFLOW"]
 
 
 QUERY5 = "SELECT TOP 5 extras_id, ra, dec, src_num FROM extras.aperiodic ORDER BY extras_id"
 
 
 def _reference(client):
-    return _votable(_sync(client, QUERY=QUERY5)).get_first_table().array
+    return votable_of(_sync(client, QUERY=QUERY5).data).get_first_table().array
 
 
 @pytest.mark.parametrize("requested,content_type", [
@@ -186,7 +171,7 @@ def _reference(client):
 def test_votable_formats_echo_the_requested_type(client, requested, content_type):
     response = _sync(client, QUERY=QUERY5, RESPONSEFORMAT=requested)
     assert response.headers["Content-Type"] == content_type
-    arr = _votable(response).get_first_table().array
+    arr = votable_of(response.data).get_first_table().array
     ref = _reference(client)
     assert list(arr["extras_id"]) == list(ref["extras_id"])
     assert np.array_equal(arr["ra"], ref["ra"])

@@ -22,6 +22,7 @@ from archive.query import execute
 from archive.tap.adql import Catalog, translate
 from archive.tap.run import UploadSpec
 from archive.tap.uploads import build_upload, crossmatch_order, load_uploads
+from helpers import first_table, tap_sync
 
 NROWS = 23
 
@@ -59,22 +60,15 @@ def votable_bytes(table: Table, fmt: str = "tabledata", xtypes=None) -> bytes:
     return out.getvalue()
 
 
-def sync(client, query, files, **params):
-    data = {"LANG": "ADQL", "QUERY": query, **params}
-    for name, content in files.items():
-        data[name] = (io.BytesIO(content), name)
-    return client.post("/tap/sync", data=data, content_type="multipart/form-data")
-
-
 @pytest.mark.parametrize("fmt", ["tabledata", "binary", "binary2"])
 def test_round_trip_keeps_types_values_and_nulls(client, fmt):
     table = taplint_table()
     content = votable_bytes(table, fmt, {"d_time": "timestamp"})
-    r = sync(client, "SELECT * FROM TAP_UPLOAD.t1", {"upload_t1": content},
+    r = tap_sync(client, "SELECT * FROM TAP_UPLOAD.t1", {"upload_t1": content},
              UPLOAD="t1,param:upload_t1")
     assert r.status_code == 200, r.data
-    result = votable.parse_single_table(io.BytesIO(r.data))
-    sent = votable.parse_single_table(io.BytesIO(content))
+    result = first_table(r.data)
+    sent = first_table(content)
     assert [f.name for f in result.fields] == [f.name for f in sent.fields]
     for got, want in zip(result.fields, sent.fields):
         assert got.datatype == want.datatype, got.name
@@ -95,17 +89,17 @@ def test_csv_and_fits_uploads(client):
                "label": ["a", "b", "c"]})
     buf = io.StringIO()
     t.write(buf, format="ascii.csv")
-    r = sync(client, "SELECT id, label FROM TAP_UPLOAD.mine WHERE dec >= 0 ORDER BY id",
+    r = tap_sync(client, "SELECT id, label FROM TAP_UPLOAD.mine WHERE dec >= 0 ORDER BY id",
              {"part": buf.getvalue().encode()}, UPLOAD="mine,param:part")
     assert r.status_code == 200, r.data
-    res = votable.parse_single_table(io.BytesIO(r.data)).array
+    res = first_table(r.data).array
     assert list(res["id"]) == [2, 3] and list(res["label"]) == ["b", "c"]
     fits = io.BytesIO()
     t.write(fits, format="fits")
-    r = sync(client, "SELECT COUNT(*) AS n FROM TAP_UPLOAD.f", {"p": fits.getvalue()},
+    r = tap_sync(client, "SELECT COUNT(*) AS n FROM TAP_UPLOAD.f", {"p": fits.getvalue()},
              UPLOAD="f,param:p")
     assert r.status_code == 200, r.data
-    assert votable.parse_single_table(io.BytesIO(r.data)).array["n"][0] == 3
+    assert first_table(r.data).array["n"][0] == 3
 
 
 def test_several_uploads_joined_and_repeated(client):
@@ -113,11 +107,9 @@ def test_several_uploads_joined_and_repeated(client):
     b = votable_bytes(Table({"k": [2, 3, 4], "y": ["two", "three", "four"]}))
     query = "SELECT a.k, a.x, b.y FROM TAP_UPLOAD.a AS a JOIN TAP_UPLOAD.b AS b ON a.k = b.k"
     for upload in ("a,param:pa;b,param:pb", ["a,param:pa", "b,param:pb"]):
-        data = {"LANG": "ADQL", "QUERY": query, "UPLOAD": upload,
-                "pa": (io.BytesIO(a), "pa"), "pb": (io.BytesIO(b), "pb")}
-        r = client.post("/tap/sync", data=data, content_type="multipart/form-data")
+        r = tap_sync(client, query, {"pa": a, "pb": b}, UPLOAD=upload)
         assert r.status_code == 200, r.data
-        res = votable.parse_single_table(io.BytesIO(r.data)).array
+        res = first_table(r.data).array
         assert sorted(res["k"].tolist()) == [2, 3]
 
 
@@ -139,7 +131,7 @@ BAD = [
 
 @pytest.mark.parametrize("label, upload, files, words", BAD, ids=[b[0] for b in BAD])
 def test_bad_uploads_are_refused_with_reasons(client, label, upload, files, words):
-    r = sync(client, "SELECT * FROM TAP_UPLOAD.t", files, UPLOAD=upload)
+    r = tap_sync(client, "SELECT * FROM TAP_UPLOAD.t", files, UPLOAD=upload)
     assert r.status_code == 400, r.data
     assert words in error_text(r)
 
@@ -151,7 +143,7 @@ def test_bad_uploads_are_refused_with_reasons(client, label, upload, files, word
     (Table({"v": np.zeros((2, 3))}), "array"),
 ])
 def test_bad_tables_are_refused(client, table, words):
-    r = sync(client, "SELECT * FROM TAP_UPLOAD.t", {"p": votable_bytes(table)},
+    r = tap_sync(client, "SELECT * FROM TAP_UPLOAD.t", {"p": votable_bytes(table)},
              UPLOAD="t,param:p")
     assert r.status_code == 400
     assert words in error_text(r)
@@ -163,10 +155,10 @@ def test_upload_limits(demo_archive):
                       "UPLOAD_MAX_BYTES": 3000})
     client = app.test_client()
     small = votable_bytes(Table({"i": np.arange(20)}))
-    r = sync(client, "SELECT * FROM TAP_UPLOAD.t", {"p": small}, UPLOAD="t,param:p")
+    r = tap_sync(client, "SELECT * FROM TAP_UPLOAD.t", {"p": small}, UPLOAD="t,param:p")
     assert r.status_code == 400 and "UPLOAD_MAX_ROWS" in error_text(r)
     big = votable_bytes(Table({"s": ["x" * 50] * 100}))
-    r = sync(client, "SELECT * FROM TAP_UPLOAD.t", {"p": big}, UPLOAD="t,param:p")
+    r = tap_sync(client, "SELECT * FROM TAP_UPLOAD.t", {"p": big}, UPLOAD="t,param:p")
     assert r.status_code == 400 and "UPLOAD_MAX_BYTES" in error_text(r)
     get_db(app).dispose()
 
@@ -196,7 +188,7 @@ def test_url_upload_from_an_allowed_host(demo_archive):
             "LANG": "ADQL", "QUERY": "SELECT SUM(k) AS s FROM TAP_UPLOAD.remote",
             "UPLOAD": f"remote,http://127.0.0.1:{port}/t.vot"})
         assert r.status_code == 200, r.data
-        assert votable.parse_single_table(io.BytesIO(r.data)).array["s"][0] == 15
+        assert first_table(r.data).array["s"][0] == 15
         r = client.post("/tap/sync", data={
             "LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.remote",
             "UPLOAD": f"remote,http://127.0.0.1:{port}/missing.vot"})
@@ -221,7 +213,7 @@ def test_async_upload(client):
             break
         client.get(url, query_string={"WAIT": "5"})
     assert phase == "COMPLETED", client.get(url).data
-    res = votable.parse_single_table(io.BytesIO(client.get(url + "/results/result").data))
+    res = first_table(client.get(url + "/results/result").data)
     assert len(res.array) == NROWS
     assert res.fields[0].datatype == "short" and res.fields[1].xtype == "timestamp"
 
@@ -276,10 +268,10 @@ def test_crossmatch_matches_brute_force(client, app, form):
     else:
         query = ("SELECT u.src, a.extras_id FROM extras.aperiodic AS a, TAP_UPLOAD.probes AS u "
                  f"WHERE 1 = CONTAINS(POINT(u.ra, u.dec), CIRCLE(a.ra, a.dec, {radius}))")
-    r = sync(client, query, {"p": votable_bytes(probes)}, UPLOAD="probes,param:p",
+    r = tap_sync(client, query, {"p": votable_bytes(probes)}, UPLOAD="probes,param:p",
              MAXREC="100000")
     assert r.status_code == 200, r.data
-    res = votable.parse_single_table(io.BytesIO(r.data)).array
+    res = first_table(r.data).array
     got = {(int(s), str(e)) for s, e in zip(res["src"], res["extras_id"])}
     want = brute_force(app, probes, radius)
     assert want, "the probe table should find some matches"
@@ -329,11 +321,11 @@ def test_upload_positions_are_indexed_too(client):
     probes = Table({"name": ["x", "y"], "RA_ICRS": [10.0, 200.0], "DE_ICRS": [5.0, -30.0]})
     table = build_upload("p", votable_bytes(probes), {"UPLOAD_MAX_ROWS": 10})
     assert (table.ra, table.dec) == ("RA_ICRS", "DE_ICRS")
-    r = sync(client, "SELECT name FROM TAP_UPLOAD.p "
+    r = tap_sync(client, "SELECT name FROM TAP_UPLOAD.p "
              "WHERE 1 = CONTAINS(POINT(ra_icrs, de_icrs), CIRCLE(10, 5, 1))",
              {"p": votable_bytes(probes)}, UPLOAD="p,param:p")
     assert r.status_code == 200, r.data
-    assert list(votable.parse_single_table(io.BytesIO(r.data)).array["name"]) == ["x"]
+    assert list(first_table(r.data).array["name"]) == ["x"]
 
 
 def test_crossmatch_keeps_upload_order_and_a_rowid_column(client, app):
@@ -343,12 +335,12 @@ def test_crossmatch_keeps_upload_order_and_a_rowid_column(client, app):
     picks = list(range(0, min(len(ids), 400), 7))[::-1]
     probes = Table({"rowid": np.array([10 * i for i in picks], dtype=np.int32),
                     "ra": ra[picks] + 0.2 / 3600, "dec": dec[picks]})
-    r = sync(client, "SELECT u.rowid, a.extras_id FROM TAP_UPLOAD.p AS u JOIN "
+    r = tap_sync(client, "SELECT u.rowid, a.extras_id FROM TAP_UPLOAD.p AS u JOIN "
              "extras.aperiodic AS a ON 1 = CONTAINS(POINT(a.ra, a.dec), "
              "CIRCLE(u.ra, u.dec, 1.0 / 3600))", {"p": votable_bytes(probes)},
              UPLOAD="p,param:p", MAXREC="100000")
     assert r.status_code == 200, r.data
-    res = votable.parse_single_table(io.BytesIO(r.data)).array
+    res = first_table(r.data).array
     got = [int(v) for v in res["rowid"]]
     assert set(got) == {10 * i for i in picks}
     if get_db(app).dialect == "sqlite":      # PostgreSQL may pick another join order
