@@ -2,7 +2,9 @@
 
 The page comes from ``templates/formats/table.html`` (autoescaped; no Flask
 context, its own inline style). Nulls are empty cells; an error while streaming
-closes the table and ends the page with the message.
+closes the table and ends the page with the message. ``links`` ({column index: URL
+prefix}) makes the cells of those columns links (the value URL-quoted after the
+prefix): the views use it to lead from a result row to its detection or source page.
 """
 from __future__ import annotations
 
@@ -17,18 +19,19 @@ __all__ = ["render_html"]
 
 
 def render_html(result, *, title: str = "Query result", errors: str = "document",
-                **_options) -> Iterator[bytes]:
+                links: dict[int, str] | None = None, **_options) -> Iterator[bytes]:
     """Stream ``result`` as an HTML page titled ``title``."""
     layouts = layouts_for(result.columns)
-    return _generate(result, layouts, title, errors)
+    prefixes = [(links or {}).get(i) for i in range(len(result.columns))]
+    return _generate(result, layouts, title, errors, prefixes)
 
 
-def _generate(result, layouts, title, errors):
+def _generate(result, layouts, title, errors, prefixes):
     tpl = macros("table.html")
     yield str(tpl.head(title, result.columns, list(result.infos))).encode("utf-8")
     stream = GuardedStream(result, layouts, "HTML")
-    yield from stream.encoded(
-        lambda _n, cols: str(tpl.rows(zip(*column_texts(cols, layouts)))).encode("utf-8"))
+    yield from stream.encoded(lambda _n, cols: str(
+        tpl.rows(zip(*column_texts(cols, layouts)), prefixes)).encode("utf-8"))
     status, message = stream.status()
     yield str(tpl.foot(status, message[:1].upper() + message[1:], stream.rows)).encode("utf-8")
     stream.raise_failure(errors)

@@ -14,6 +14,7 @@ from ...db import get_db
 from ...errors import NotFoundFault
 from ...formats import all_formats
 from ...http import Routes, base_url, request_params
+from ...web.sources import page_links
 from ..run import parse_request, run_query
 from ..uploads import sync_uploads
 
@@ -50,8 +51,11 @@ def sync():
         disposition = "inline" if fmt.key.startswith("votable") or fmt.key == "html" \
             else "attachment"
         headers["Content-Disposition"] = f'{disposition}; filename="result.{fmt.extension}"'
+    options = {}
+    if fmt.key == "html":               # result rows lead to their detection/source pages
+        options["links"] = page_links(result.columns, base_url())
     # a generator: rows are encoded and sent as they come, never held in memory
-    return Response(fmt.render(result), status=200,
+    return Response(fmt.render(result, **options), status=200,
                     content_type=fmt.content_type(tap_request.format_requested),
                     headers=headers, direct_passthrough=True)
 
