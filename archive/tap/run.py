@@ -120,21 +120,6 @@ def parse_request(params: Params, config: dict) -> TapRequest:
                       uploads=parse_uploads(params), params=params)
 
 
-def _shape(statement) -> tuple[int | None, int, bool]:
-    """(TOP, OFFSET, plain scan) of a translated statement.
-    TEMPORARY: replaced by what the translator knows (Translation.top, ...)."""
-    import sqlalchemy as sa
-    limit = getattr(statement, "_limit", None)
-    top = limit if isinstance(limit, int) else None
-    if not isinstance(statement, sa.Select):
-        return top, 0, False
-    offset = statement._offset if statement._offset_clause is not None else 0
-    plain = not (statement.whereclause is not None or statement._group_by_clauses
-                 or statement._having_criteria or statement._distinct
-                 or statement._order_by_clauses or statement._setup_joins)
-    return top, offset if isinstance(offset, int) else 0, plain and isinstance(offset, int)
-
-
 def effective_maxrec(request_maxrec: int | None, top: int | None, config: dict) -> int:
     """The row limit that applies to a query.
 
@@ -171,9 +156,7 @@ def run_query(request: TapRequest | Params, db, config: dict,
     catalog = Catalog.of(PUBLISHED, uploads=list(uploads) if uploads else None)
     # ADQL errors are UsageFaults naming the problem and its line and column
     translation = translate(request.query, catalog, db.dialect)
-    statement = translation.statement
-    top, offset, plain_scan = _shape(statement)
-    maxrec = effective_maxrec(request.maxrec, top, config)
+    maxrec = effective_maxrec(request.maxrec, translation.top, config)
     infos = [("QUERY", request.query, "The ADQL query as received"),
              ("LANG", request.lang, "Query language"),
              ("SERVICE_PROTOCOL", "1.1", "ivo://ivoa.net/std/TAP"),
@@ -191,8 +174,9 @@ def run_query(request: TapRequest | Params, db, config: dict,
         # DALI: MAXREC=0 asks for the metadata only; the query is not run
         result = QueryResult.empty(translation.columns, maxrec=0, overflow=True)
     else:
-        result = execute(db.readonly, statement, translation.columns, maxrec=maxrec,
-                         timeout=float(config["QUERY_TIMEOUT"]), setup=setup, top=top,
-                         offset=offset, plain_scan=plain_scan)
+        result = execute(db.readonly, translation.statement, translation.columns,
+                         maxrec=maxrec, timeout=float(config["QUERY_TIMEOUT"]), setup=setup,
+                         top=translation.top, offset=translation.offset,
+                         plain_scan=translation.plain_scan)
     result.infos[:0] = infos
     return result

@@ -3,7 +3,8 @@
 Public API::
 
     parse(text) -> lark.Tree                    # or ADQLSyntaxError(line, column)
-    translate(text, catalog, dialect) -> Translation(statement, columns, tables)
+    translate(text, catalog, dialect) -> Translation(statement, columns, tables,
+                                                     top, offset, plain_scan)
     Catalog.of(published, uploads=None)         # what queries may name
     Upload(name, columns, table, ra=None, dec=None)
 

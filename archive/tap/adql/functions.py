@@ -1,9 +1,11 @@
-"""The ADQL 2.1 functions (math, trigonometric, string, conditional) and their SQL.
+"""The ADQL 2.1 function table: every function a query may call, and its SQL.
 
-Each entry knows its arity, its result datatype and how to write it for SQLite and
-PostgreSQL. Geometry functions live in ``geometry.py``, aggregates in
-``translate.py``; anything not listed in ``FUNCTIONS`` or ``geometry.FUNCTIONS`` is not
-ADQL and is refused (``sqlite_version()``, ``pg_sleep()``, ``load_extension()`` ...).
+``FUNCTIONS`` is the one table that validation and translation use: each entry knows
+its arity, its kind (math, trig, string, conditional, geometry, aggregate) and how to
+build it for SQLite and PostgreSQL. The math, string and conditional functions and
+the aggregates are written here, the geometry functions in ``geometry.py``. Anything
+not in the table is not ADQL and is refused (``sqlite_version()``, ``pg_sleep()``,
+``load_extension()`` ...).
 
 Dialect notes: ADQL ``LOG`` is the natural logarithm (``ln`` in both databases);
 PostgreSQL's ``round``/``trunc`` with digits and ``mod`` on non-integers need
@@ -14,24 +16,48 @@ registers Python ones on every connection.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import sqlalchemy as sa
 
-from .errors import UnsupportedError, ADQLValidationError, at
-from .values import FLOATS, INTEGERS, NOCONST, NUMERIC, Value, as_double, as_number
+from archive.result import ResultColumn
 
-__all__ = ["Function", "FUNCTIONS"]
+from . import geometry as geo
+from .errors import (ADQLValidationError, ArgumentCountError, UnknownFunctionError,
+                     UnsupportedError, at)
+from .values import (FLOATS, INTEGERS, NOCONST, NUMERIC, Value, as_double, as_number,
+                     sa_type)
+
+__all__ = ["Function", "FUNCTIONS", "KINDS", "UNSUPPORTED", "lookup"]
+
+#: The kinds of function: geometry functions take geometries as arguments, aggregates
+#: are built with their DISTINCT quantifier; the others take values.
+KINDS = ("math", "trig", "string", "conditional", "geometry", "aggregate")
 
 
 @dataclass(frozen=True)
 class Function:
+    """One ADQL function.
+
+    ``build(ctx, args, node) -> Value`` gets the translator (``ctx.dialect``), the
+    translated arguments and the call's syntax node; aggregate builders also take
+    ``distinct``.
+    """
+
     name: str
     min_args: int
     max_args: int
-    build: Callable            # build(ctx, args, node) -> Value
+    build: Callable
     kind: str = "math"
+
+    def check_arity(self, n: int, node=None) -> None:
+        """Raise ArgumentCountError unless the function takes ``n`` arguments."""
+        lo, hi = self.min_args, self.max_args
+        if not lo <= n <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}" if hi < 999 else f"at least {lo}"
+            raise ArgumentCountError(f"{self.name} takes {want} argument"
+                                     f"{'s' if want != '1' else ''}, not {n}", **at(node))
 
 
 def _need_numeric(ctx, name, args, node):
@@ -218,6 +244,49 @@ def _coalesce(ctx, args, node):
     return val
 
 
+def _aggregate(name: str):
+    """COUNT, AVG, MIN, MAX or SUM of one value; MIN/MAX keep the column's unit and
+    datatype, AVG/SUM of a column with a unit keep the unit."""
+    lname = name.lower()
+
+    def build(ctx, args, node, distinct=False):
+        v = args[0]
+        if v.aggregate:
+            raise ADQLValidationError("aggregate functions cannot be nested", **at(node))
+        if name == "COUNT":
+            arg = sa.distinct(v.sql) if distinct else v.sql
+            return Value(sa.func.count(arg), "long", aggregate=True, name=lname)
+        if v.datatype not in NUMERIC and name in ("AVG", "SUM"):
+            raise ADQLValidationError(f"{name} needs a numeric argument", **at(node))
+        unit_meta = v.meta
+        if name in ("MIN", "MAX"):
+            meta = replace(unit_meta, name=lname, ucd=None) if unit_meta else None
+            dt = v.datatype if v.datatype != "null" else "double"
+            sql = getattr(sa.func, lname)(as_number(v) if dt != "boolean" else v.sql)
+            if dt == "boolean":
+                sql = getattr(sa.func, lname)(sa.cast(v.sql, sa.Integer))
+                dt, meta = "short", None
+            return Value(sa.type_coerce(sql, sa_type(dt)), dt, v.arraysize, meta=meta,
+                         aggregate=True, name=lname)
+        if name == "AVG":
+            sql = sa.cast(sa.func.avg(as_double(v) if v.datatype not in FLOATS else v.sql),
+                          sa.Double)
+            dt = "double"
+        elif v.datatype in INTEGERS | {"boolean"}:      # SUM
+            sql, dt = sa.cast(sa.func.sum(as_number(v)), sa.BigInteger), "long"
+        else:
+            sql, dt = sa.cast(sa.func.sum(as_double(v)), sa.Double), "double"
+        if distinct:
+            inner = as_number(v) if dt == "long" else as_double(v)
+            sql = sa.cast(getattr(sa.func, lname)(sa.distinct(inner)),
+                          sa.BigInteger if dt == "long" else sa.Double)
+        meta = None
+        if unit_meta is not None and unit_meta.unit:
+            meta = ResultColumn(lname, dt, unit=unit_meta.unit)
+        return Value(sql, dt, meta=meta, aggregate=True, name=lname)
+    return build
+
+
 FUNCTIONS: dict[str, Function] = {f.name: f for f in [
     Function("ABS", 1, 1, _abs),
     Function("CEILING", 1, 1, _unary("ceil", math.ceil)),
@@ -245,8 +314,36 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
     Function("LOWER", 1, 1, _case_fold("lower"), "string"),
     Function("UPPER", 1, 1, _case_fold("upper"), "string"),
     Function("COALESCE", 1, 64, _coalesce, "conditional"),
+    Function("POINT", 2, 3, geo.build_point, "geometry"),
+    Function("CIRCLE", 2, 4, geo.build_circle, "geometry"),
+    Function("BOX", 3, 5, geo.build_box, "geometry"),
+    Function("POLYGON", 3, 999, geo.build_polygon, "geometry"),
+    Function("CONTAINS", 2, 2, geo.build_contains, "geometry"),
+    Function("INTERSECTS", 2, 2, geo.build_intersects, "geometry"),
+    Function("DISTANCE", 2, 4, geo.build_distance, "geometry"),
+    Function("COORD1", 1, 1, geo.build_coord(1), "geometry"),
+    Function("COORD2", 1, 1, geo.build_coord(2), "geometry"),
+    Function("AREA", 1, 1, geo.build_area, "geometry"),
+    Function("COORDSYS", 1, 1, geo.build_coordsys, "geometry"),
+    Function("CENTROID", 1, 1, geo.build_centroid, "geometry"),
+    *[Function(name, 1, 1, _aggregate(name), "aggregate")
+      for name in ("COUNT", "AVG", "MIN", "MAX", "SUM")],
 ]}
 
 #: ADQL functions this service does not implement (a clear refusal, not "unknown").
 UNSUPPORTED = {"IN_UNIT": "IN_UNIT (unit conversion) is not supported by this service",
                "REGION": "REGION (STC-S strings) is not supported by this service"}
+
+_KNOWN = ", ".join(sorted(FUNCTIONS))
+
+
+def lookup(name: str, node=None) -> Function:
+    """The function called ``name`` (upper case); UnsupportedError for ADQL functions
+    this service does not implement, UnknownFunctionError for anything else."""
+    f = FUNCTIONS.get(name)
+    if f is not None:
+        return f
+    if name in UNSUPPORTED:
+        raise UnsupportedError(UNSUPPORTED[name], **at(node))
+    raise UnknownFunctionError(f"unknown function {name.lower()!r}; ADQL functions are "
+                               f"{_KNOWN}", **at(node))

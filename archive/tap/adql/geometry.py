@@ -16,6 +16,8 @@ same on SQLite and PostgreSQL, no per-row trigonometry where a table's stored
 
 Only ICRS is supported (the coordinate-system argument may be omitted, empty or
 "ICRS..."). Geometries cannot be selected as result columns (see docs/adql.md).
+The ``build_*`` functions are the builders of the ADQL function table
+(``functions.FUNCTIONS``).
 """
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ import sqlalchemy as sa
 from .errors import ADQLValidationError, UnsupportedError, at
 from .values import NOCONST, NUMERIC, Value, as_double
 
-__all__ = ["Point", "Circle", "Box", "Polygon", "FUNCTIONS", "crossmatch_condition",
-           "distance_condition", "unit_vector"]
+__all__ = ["Point", "Circle", "Box", "Polygon", "crossmatch_condition", "distance_condition",
+           "unit_vector", "build_point", "build_circle", "build_box", "build_polygon",
+           "build_contains", "build_intersects", "build_distance", "build_coord",
+           "build_area", "build_coordsys", "build_centroid"]
 
 
 @dataclass
@@ -194,7 +198,7 @@ def make_point(ra: Value, dec: Value) -> Point:
     return Point(ra, dec, src)
 
 
-def _point(ctx, args, node):
+def build_point(ctx, args, node):
     args = _coordsys(args, node, "POINT")
     if len(args) != 2:
         raise ADQLValidationError("POINT takes two coordinates", **at(node))
@@ -220,7 +224,7 @@ def _center(args, node, name, extra):
     return center, rest
 
 
-def _circle(ctx, args, node):
+def build_circle(ctx, args, node):
     center, (radius,) = _center(_coordsys(args, node, "CIRCLE"), node, "CIRCLE", 1)
     if radius.is_const and radius.const is not None and not 0 <= radius.const <= 180:
         raise ADQLValidationError(f"the radius of CIRCLE must be between 0 and 180 degrees, "
@@ -228,12 +232,12 @@ def _circle(ctx, args, node):
     return Value(None, "geometry", geom=Circle(center, radius), name="circle", node=node)
 
 
-def _box(ctx, args, node):
+def build_box(ctx, args, node):
     center, (w, h) = _center(_coordsys(args, node, "BOX"), node, "BOX", 2)
     return Value(None, "geometry", geom=Box(center, w, h), name="box", node=node)
 
 
-def _polygon(ctx, args, node):
+def build_polygon(ctx, args, node):
     args = _coordsys(args, node, "POLYGON")
     if args and all(a.datatype == "geometry" for a in args):
         vertices = [_geom(a, (Point,), "POLYGON", node) for a in args]
@@ -315,7 +319,7 @@ def _predicate(ctx, cond, node, name):
     return Value(sa.case((cond, 1), else_=0), "int", predicate=cond, name=name, node=node)
 
 
-def _contains(ctx, args, node):
+def build_contains(ctx, args, node):
     a = _geom(args[0], (Point, Circle, Box, Polygon), "CONTAINS", node)
     b = _geom(args[1], (Point, Circle, Box, Polygon), "CONTAINS", node)
     if isinstance(a, Point):
@@ -327,7 +331,7 @@ def _contains(ctx, args, node):
                            "a CIRCLE", **at(node))
 
 
-def _intersects(ctx, args, node):
+def build_intersects(ctx, args, node):
     a = _geom(args[0], (Point, Circle, Box, Polygon), "INTERSECTS", node)
     b = _geom(args[1], (Point, Circle, Box, Polygon), "INTERSECTS", node)
     if isinstance(a, Point):
@@ -344,7 +348,7 @@ def _intersects(ctx, args, node):
                            "between two CIRCLEs", **at(node))
 
 
-def _distance(ctx, args, node):
+def build_distance(ctx, args, node):
     if len(args) == 4:
         _numbers(args, node, "DISTANCE")
         p1, p2 = make_point(args[0], args[1]), make_point(args[2], args[3])
@@ -362,7 +366,7 @@ def _distance(ctx, args, node):
                  meta=None, aggregate=False).with_(arraysize=None)
 
 
-def _coord(index):
+def build_coord(index):
     def build(ctx, args, node):
         p = _geom(args[0], (Point,), f"COORD{index}", node)
         v = p.ra if index == 1 else p.dec
@@ -370,7 +374,7 @@ def _coord(index):
     return build
 
 
-def _area(ctx, args, node):
+def build_area(ctx, args, node):
     g = _geom(args[0], (Circle, Box, Polygon), "AREA", node)
     sq_deg = (180 / math.pi) ** 2
     if isinstance(g, Circle):
@@ -398,13 +402,13 @@ def _area(ctx, args, node):
     return Value(sa.literal(const, sa.Double), "double", const=const, name="area", node=node)
 
 
-def _coordsys_fn(ctx, args, node):
+def build_coordsys(ctx, args, node):
     _geom(args[0], (Point, Circle, Box, Polygon), "COORDSYS", node)
     return Value(sa.literal("ICRS", sa.String), "char", "*", const="ICRS", name="coordsys",
                  node=node)
 
 
-def _centroid(ctx, args, node):
+def build_centroid(ctx, args, node):
     g = _geom(args[0], (Point, Circle, Box, Polygon), "CENTROID", node)
     if isinstance(g, Point):
         return args[0]
@@ -417,19 +421,3 @@ def _centroid(ctx, args, node):
     return Value(None, "geometry", geom=Point(literal(ra, "double"), literal(dec, "double")),
                  name="centroid", node=node)
 
-
-#: name -> (min args, max args, builder)
-FUNCTIONS = {
-    "POINT": (2, 3, _point),
-    "CIRCLE": (2, 4, _circle),
-    "BOX": (3, 5, _box),
-    "POLYGON": (3, 999, _polygon),
-    "CONTAINS": (2, 2, _contains),
-    "INTERSECTS": (2, 2, _intersects),
-    "DISTANCE": (2, 4, _distance),
-    "COORD1": (1, 1, _coord(1)),
-    "COORD2": (1, 1, _coord(2)),
-    "AREA": (1, 1, _area),
-    "COORDSYS": (1, 1, _coordsys_fn),
-    "CENTROID": (1, 1, _centroid),
-}
