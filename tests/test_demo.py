@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import sqlalchemy as sa
 from astropy.io import fits
 

@@ -18,7 +18,6 @@ from astropy.table import MaskedColumn, Table
 import astropy.units as u
 
 from archive.db import catalogue_tables, get_db
-from archive.query import execute
 from archive.tap.adql import Catalog, translate
 from archive.tap.run import UploadSpec
 from archive.tap.uploads import build_upload, crossmatch_order, load_uploads

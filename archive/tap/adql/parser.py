@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import lark
-from lark import Token, Tree
+from lark import Tree
 
 from datamodel.names import RESERVED_WORDS
 
