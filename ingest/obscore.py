@@ -154,12 +154,13 @@ def _spatial(rows: list[dict]) -> None:
 
 
 def sync_obscore(conn, config: dict, changed: set[str] = frozenset(), run=None,
-                 workers: int = 1) -> ObscoreSync:
+                 workers: int = 1, axes: dict | None = None) -> ObscoreSync:
     """Bring ivoa.obscore in step with the products table (see the module docstring).
 
     ``conn`` is the ingest's open transaction; ``changed`` the paths of products whose
     file was read again; ``run(func, items, workers)`` maps header reads (default: in
-    this process).
+    this process); ``axes`` gives (TIMEDEL, rows) of files the ingest has just read,
+    by path, so that only the others are opened again.
     """
     authority = check_authority(config.get("IVOID_AUTHORITY", ""))
     base_url = config.get("BASE_URL") or ""
@@ -190,9 +191,12 @@ def sync_obscore(conn, config: dict, changed: set[str] = frozenset(), run=None,
     todo = [p for did, p in wanted.items() if did not in present]
     if not todo:
         return report
-    items = [(str(products_dir / p.path), p.product_type) for p in todo]
-    axes = run(read_axes, items, workers) if run else [read_axes(i) for i in items]
-    rows = [_row(p, authority, base_url, a) for p, a in zip(todo, axes)]
+    known = dict(axes or {})
+    unread = [p for p in todo if p.path not in known]
+    items = [(str(products_dir / p.path), p.product_type) for p in unread]
+    read = run(read_axes, items, workers) if run else [read_axes(i) for i in items]
+    known.update(zip((p.path for p in unread), read))
+    rows = [_row(p, authority, base_url, known[p.path]) for p in todo]
     _spatial(rows)
     for i in range(0, len(rows), 5000):
         conn.execute(table.insert(), rows[i:i + 5000])

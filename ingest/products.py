@@ -76,6 +76,8 @@ class Inspection:
     problem: str | None = None    # why the file cannot be a product of its type
     t_min: float | None = None    # MJD (TT) covered, for time series
     t_max: float | None = None
+    timedel: float | None = None  # FITS TIMEDEL (s) and rows of the table extension,
+    nrows: int | None = None      # for ivoa.obscore (t_resolution, t_xel)
 
 
 def inspect_file(path: str, product_key: str) -> Inspection:
@@ -134,8 +136,10 @@ def _check_fits(path: str, ptype) -> tuple[str | None, tuple]:
                 if missing:
                     return (f"extension {hdu.name} lacks the required column(s) "
                             f"{', '.join(missing)} (has: {', '.join(hdu.columns.names)})"), ()
-                len(hdu.data)
-                times = _time_range(hdu.header)
+                nrows = len(hdu.data)
+                timedel = hdu.header.get("TIMEDEL")
+                times = (*_time_range(hdu.header),
+                         float(timedel) if timedel is not None else None, nrows)
     except Exception as exc:  # unreadable or truncated FITS
         return (f"cannot read the file as FITS: "
                 f"{str(exc).splitlines()[0] if str(exc) else exc}"), ()
@@ -328,8 +332,10 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
                 if progress:
                     progress(len(rows[i:i + 5000]))
             # ivoa.obscore follows the products in the same transaction
+            axes = {f.rel: (found[f.rel].timedel, found[f.rel].nrows) for f in todo
+                    if found[f.rel].nrows is not None}
             report.obscore = sync_obscore(conn, config, {f.rel for f in todo if not f.is_new},
-                                          run=_run, workers=workers)
+                                          run=_run, workers=workers, axes=axes)
         report.removed = len(gone)
     except BaseException:
         for png in drawn:

@@ -262,6 +262,26 @@ def test_reingest_writes_only_new_changed_and_removed_rows(small, synth):
     assert len(rows) == len(described) - 1 + len(new_described)
 
 
+def test_headers_are_read_once(small, monkeypatch):
+    """The ingest hands the sync what it read; only a fill opens files again."""
+    import ingest.obscore as obscore_module
+    config, files = small
+    opened = []
+    real = obscore_module.read_axes
+    monkeypatch.setattr(obscore_module, "read_axes",
+                        lambda args: opened.append(args[0]) or real(args))
+    report = _ingest(config)
+    assert report.obscore.added > 0 and opened == []
+    db = Database(config["DATABASE_URL"])
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(OBSCORE_T.delete())
+    finally:
+        db.dispose()
+    report = _ingest(config)
+    assert len(opened) == report.obscore.added > 0
+
+
 def test_existing_archive_is_filled_by_the_next_ingest(small):
     config, files = small
     _ingest(config)
