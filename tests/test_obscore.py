@@ -265,7 +265,7 @@ def test_reingest_writes_only_new_changed_and_removed_rows(small, synth):
 def test_headers_are_read_once(small, monkeypatch):
     """The ingest hands the sync what it read; only a fill opens files again."""
     import ingest.obscore as obscore_module
-    config, files = small
+    config, _ = small
     opened = []
     real = obscore_module.read_axes
     monkeypatch.setattr(obscore_module, "read_axes",
@@ -283,7 +283,7 @@ def test_headers_are_read_once(small, monkeypatch):
 
 
 def test_existing_archive_is_filled_by_the_next_ingest(small):
-    config, files = small
+    config, _ = small
     _ingest(config)
     full = _obscore(config)
     db = Database(config["DATABASE_URL"])
