@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
     # products
     "PRODUCTS_DIR": "",                   # empty means <DATA_DIR>/products
+    # IVOA authority of the dataset identifiers (ivoa.obscore obs_publisher_did)
+    "IVOID_AUTHORITY": "ivo://extras.archive",
 }
 
 

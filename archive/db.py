@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import datamodel
+from datamodel.obscore import OBSCORE_TABLES
 from datamodel.publish import tap_schema_rows
 from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
 
-__all__ = ["metadata", "catalogue_tables", "tap_schema_tables", "PUBLISHED", "products", "name_cache",
+__all__ = ["metadata", "catalogue_tables", "ivoa_tables", "tap_schema_tables", "PUBLISHED", "products", "name_cache",
            "uws_jobs", "SQL_TYPES", "SQLITE_PAGE_SIZE", "sql_type",
            "create_engine", "create_readonly_engine", "init_db", "fill_tap_schema", "table_for",
            "sqlite_authorizer", "Database", "init_app", "get_db"]
@@ -64,6 +65,8 @@ def _build(table: datamodel.Table) -> sa.Table:
 
 #: SQLAlchemy tables of the published catalogues, by data-model short name.
 catalogue_tables: dict[str, sa.Table] = {n: _build(t) for n, t in datamodel.TABLES.items()}
+#: SQLAlchemy tables of the ivoa schema (ivoa.obscore), by ADQL short name.
+ivoa_tables: dict[str, sa.Table] = {n: _build(t) for n, t in OBSCORE_TABLES.items()}
 #: SQLAlchemy tables of TAP_SCHEMA, by ADQL short name (schemas, tables, columns, ...).
 tap_schema_tables: dict[str, sa.Table] = {n: _build(t) for n, t in TAP_SCHEMA_TABLES.items()}
 
@@ -72,12 +75,15 @@ tap_schema_tables: dict[str, sa.Table] = {n: _build(t) for n, t in TAP_SCHEMA_TA
 #: what ADQL queries may name (``archive.tap.adql.Catalog.of(PUBLISHED)``).
 PUBLISHED: tuple[tuple[datamodel.Table, sa.Table], ...] = (
     *((t, catalogue_tables[n]) for n, t in datamodel.TABLES.items()),
+    *((t, ivoa_tables[n]) for n, t in OBSCORE_TABLES.items()),
     *((t, tap_schema_tables[n]) for n, t in TAP_SCHEMA_TABLES.items()))
 
 
 def table_for(table: datamodel.Table) -> sa.Table:
     """The SQLAlchemy table of a published data-model table."""
-    return (tap_schema_tables if table.schema == "TAP_SCHEMA" else catalogue_tables)[table.name]
+    if table.schema == "TAP_SCHEMA":
+        return tap_schema_tables[table.name]
+    return (ivoa_tables if table.schema == "ivoa" else catalogue_tables)[table.name]
 
 
 #: Registered product files. ``path`` is relative to PRODUCTS_DIR (``<obs_id>/<name>``)

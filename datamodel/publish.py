@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from .catalogues import SCHEMA, TABLES
 from .names import adql_name
+from .obscore import OBSCORE_TABLES
+from .obscore import SCHEMA as OBSCORE_SCHEMA
 from .tap_schema import TAP_SCHEMA_TABLES
 from .types import Column, Table
 
@@ -20,6 +22,8 @@ SCHEMA_DESCRIPTIONS = {
     SCHEMA: "EXTraS-style catalogues of the variability of XMM-Newton EPIC sources: "
             "aperiodic short-term variability, transients, periodicity, long-term "
             "variability and multiwavelength classification",
+    OBSCORE_SCHEMA: "IVOA standard tables: ivoa.obscore describes the products for discovery "
+                    "(ObsCore 1.1, ObsTAP)",
     "TAP_SCHEMA": "Description of the schemas, tables, columns and foreign keys of this "
                   "TAP service (TAP 1.1 section 4)",
 }
@@ -27,7 +31,7 @@ SCHEMA_DESCRIPTIONS = {
 
 def published_tables() -> list[Table]:
     """Every table published in TAP_SCHEMA, in publication order."""
-    return [*TABLES.values(), *TAP_SCHEMA_TABLES.values()]
+    return [*TABLES.values(), *OBSCORE_TABLES.values(), *TAP_SCHEMA_TABLES.values()]
 
 
 def indexed_columns(table: Table) -> set[str]:

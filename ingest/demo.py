@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from astropy.table import Table
 
 import datamodel
-from archive.db import Database, catalogue_tables, products as products_table
+from archive.db import Database, catalogue_tables, ivoa_tables, products as products_table
 
 from .catalogue import ingest_catalogue
 from .lightcurves import write_products
@@ -125,6 +125,7 @@ def _write_product_files(synth: Synthetic, indices: np.ndarray, directory: Path,
 def _clear(db: Database, products_dir: Path) -> None:
     """Empty the catalogue and product tables and remove recognised product files."""
     with db.engine.begin() as conn:
+        conn.execute(ivoa_tables["obscore"].delete())
         conn.execute(products_table.delete())
         for t in reversed(list(catalogue_tables.values())):
             conn.execute(t.delete())

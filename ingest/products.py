@@ -35,6 +35,7 @@ from archive import db as archive_db
 from datamodel.products import preview_name
 
 from .errors import IngestError
+from .obscore import ObscoreSync, check_authority, sync_obscore
 from .previews import default_workers, draw_previews
 
 __all__ = ["ProductReport", "Inspection", "ingest_products", "inspect_file"]
@@ -55,6 +56,7 @@ class ProductReport:
     read: int = 0                # files opened (checksum, validation)
     previews: int = 0            # quick-looks drawn
     unrecognised: list[str] = field(default_factory=list)
+    obscore: ObscoreSync = field(default_factory=ObscoreSync)
 
     def summary(self) -> str:
         text = (f"{self.directory}: {self.seen} product files; {self.new} new, "
@@ -63,7 +65,7 @@ class ProductReport:
                 f"{self.previews} quick-looks drawn")
         if self.unrecognised:
             text += f"; {len(self.unrecognised)} files not recognised as products, ignored"
-        return text
+        return text + "\n" + self.obscore.summary()
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Inspection:
     problem: str | None = None    # why the file cannot be a product of its type
     t_min: float | None = None    # MJD (TT) covered, for time series
     t_max: float | None = None
+    timedel: float | None = None  # FITS TIMEDEL (s) and rows of the table extension,
+    nrows: int | None = None      # for ivoa.obscore (t_resolution, t_xel)
 
 
 def inspect_file(path: str, product_key: str) -> Inspection:
@@ -132,8 +136,10 @@ def _check_fits(path: str, ptype) -> tuple[str | None, tuple]:
                 if missing:
                     return (f"extension {hdu.name} lacks the required column(s) "
                             f"{', '.join(missing)} (has: {', '.join(hdu.columns.names)})"), ()
-                len(hdu.data)
-                times = _time_range(hdu.header)
+                nrows = len(hdu.data)
+                timedel = hdu.header.get("TIMEDEL")
+                times = (*_time_range(hdu.header),
+                         float(timedel) if timedel is not None else None, nrows)
     except Exception as exc:  # unreadable or truncated FITS
         return (f"cannot read the file as FITS: "
                 f"{str(exc).splitlines()[0] if str(exc) else exc}"), ()
@@ -205,6 +211,7 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
     if directory != base and base not in directory.parents:
         raise IngestError(f"{directory}: product directories must lie inside PRODUCTS_DIR "
                           f"({base}); set EXTRAS_ARCHIVE_PRODUCTS_DIR or move the files")
+    check_authority(config.get("IVOID_AUTHORITY", ""))
     workers = workers or default_workers()
     report = ProductReport(str(directory))
     prefix = "" if directory == base else _relative(directory, base) + "/"
@@ -324,6 +331,11 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
                 conn.execute(products.insert(), rows[i:i + 5000])
                 if progress:
                     progress(len(rows[i:i + 5000]))
+            # ivoa.obscore follows the products in the same transaction
+            axes = {f.rel: (found[f.rel].timedel, found[f.rel].nrows) for f in todo
+                    if found[f.rel].nrows is not None}
+            report.obscore = sync_obscore(conn, config, {f.rel for f in todo if not f.is_new},
+                                          run=_run, workers=workers, axes=axes)
         report.removed = len(gone)
     except BaseException:
         for png in drawn:

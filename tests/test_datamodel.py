@@ -6,9 +6,10 @@ from astropy import units as u
 from astropy.io.votable import ucd as ucd_check
 
 import datamodel
+from datamodel.obscore import OBSCORE_TABLES
 from datamodel.tap_schema import TAP_SCHEMA_TABLES
 
-ALL_TABLES = [*datamodel.TABLES.values(), *TAP_SCHEMA_TABLES.values()]
+ALL_TABLES = [*datamodel.TABLES.values(), *OBSCORE_TABLES.values(), *TAP_SCHEMA_TABLES.values()]
 ALL_COLUMNS = [(t.name, c) for t in ALL_TABLES for c in t.columns]
 
 

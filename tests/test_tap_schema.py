@@ -6,6 +6,7 @@ import sqlalchemy as sa
 import datamodel
 from archive.db import Database, fill_tap_schema, init_db, tap_schema_tables
 from datamodel.names import RESERVED_WORDS, adql_name
+from datamodel.obscore import OBSCORE_TABLES
 from datamodel.publish import tap_schema_rows
 from datamodel.tap_schema import TAP_SCHEMA_TABLES
 
@@ -19,15 +20,16 @@ def test_new_database_has_tap_schema(empty_config):
     db = Database(empty_config["DATABASE_URL"])
     try:
         schemas = {r["schema_name"] for r in _rows(db.engine, "schemas")}
-        assert schemas == {"extras", "TAP_SCHEMA"}
+        assert schemas == {"extras", "ivoa", "TAP_SCHEMA"}
         tables = {r["table_name"]: r for r in _rows(db.engine, "tables")}
         expected = {t.qualified_name for t in datamodel.TABLES.values()}
+        expected |= {"ivoa.obscore"}
         expected |= {f"TAP_SCHEMA.{n}" for n in TAP_SCHEMA_TABLES}
         assert set(tables) == expected
         assert all(r["table_type"] == "table" for r in tables.values())
         columns = _rows(db.engine, "columns")
-        n_columns = sum(len(t.columns) for t in datamodel.TABLES.values()) + sum(
-            len(t.columns) for t in TAP_SCHEMA_TABLES.values())
+        n_columns = sum(len(t.columns) for t in (
+            *datamodel.TABLES.values(), *OBSCORE_TABLES.values(), *TAP_SCHEMA_TABLES.values()))
         assert len(columns) == n_columns
     finally:
         db.dispose()

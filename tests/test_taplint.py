@@ -51,13 +51,27 @@ def test_taplint_sync_stages(live_server, stilts):
 
 
 #: Every default stage of taplint 3.4.7, including those of async TAP (QAS, UWS),
-#: uploads (UPL) and examples (EXA); OBS and LOC skip themselves (no ObsCore).
-ALL_STAGES = SYNC_STAGES + " QAS UWS UPL EXA"
+#: uploads (UPL), examples (EXA) and ObsCore (OBS: ivoa.obscore, ObsCore 1.1); LOC
+#: skips itself (no ObsLocTAP).
+ALL_STAGES = SYNC_STAGES + " QAS UWS UPL EXA OBS"
 
 
 def test_taplint_all_stages(live_server, stilts):
     errors, warnings, report = run_taplint(stilts, live_server, ALL_STAGES)
     _assert_no_errors_or_unexplained_warnings(report, errors)
-    for stage in ("QAS", "UWS", "UPL", "EXA"):
+    for stage in ("QAS", "UWS", "UPL", "EXA", "OBS"):
         assert f"Section {stage}" in report, f"taplint did not run stage {stage}"
     assert "F-UPL-NOUP" not in report            # uploads are declared and tested
+
+
+def test_taplint_obscore_stage_checks_obscore_1_1(live_server, stilts):
+    """OBS runs its checks (ObsCore 1.1 declared, every mandatory column present)."""
+    proc = subprocess.run(
+        [stilts, "taplint", f"tapurl={live_server}/tap", "stages=TME CAP OBS",
+         "report=EWISF"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    report = proc.stdout
+    assert "I-OBS-DMID-1 Checking against ObsCore DM 1.1" in report
+    assert re.search(r"S-OBS-COLS-1 ivoa.ObsCore columns: 30/30 required", report), report
+    assert not re.search(r"^[EWF]-OBS-", report, re.M), report
+    assert _TOTALS.search(report).groups() == ("0", "0")

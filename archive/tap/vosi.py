@@ -6,15 +6,19 @@ The /tables documents are built from the same records as TAP_SCHEMA
 from __future__ import annotations
 
 from datamodel.names import adql_name
+from datamodel.obscore import OBSCORE_DATA_MODEL, OBSCORE_DATA_MODEL_NAME
 from datamodel.publish import (SCHEMA_DESCRIPTIONS, indexed_columns, key_records,
                                published_tables)
 
-__all__ = ["DETAILS", "tableset", "find_table", "table_entry", "TAPREGEXT",
+__all__ = ["DATA_MODELS", "DETAILS", "tableset", "find_table", "table_entry", "TAPREGEXT",
            "ADQL_FEATURES", "output_formats"]
 
 DETAILS = ("min", "max")
 
 TAPREGEXT = "ivo://ivoa.net/std/TAPRegExt"
+
+#: Data models the service implements (TAPRegExt dataModel: ivo-id, name).
+DATA_MODELS = [(OBSCORE_DATA_MODEL, OBSCORE_DATA_MODEL_NAME)]
 
 #: Optional ADQL features the translator implements, by TAPRegExt feature type.
 #: Geometry goes under TAPRegExt 1.0's ``features-adqlgeo``: that is the key TOPCAT,

@@ -7,7 +7,8 @@ from ...db import get_db
 from ...errors import NotFoundFault, UsageFault
 from ...formats import all_formats
 from ...http import Routes, availability_response, request_params, xml_response
-from ..vosi import ADQL_FEATURES, DETAILS, find_table, output_formats, table_entry, tableset
+from ..vosi import (ADQL_FEATURES, DATA_MODELS, DETAILS, find_table, output_formats,
+                    table_entry, tableset)
 from .sync import tap_base_url
 
 __all__ = ["routes"]
@@ -20,6 +21,7 @@ def capabilities():
     config = current_app.config
     return xml_response(
         "tap/capabilities.xml", base=tap_base_url(), features=ADQL_FEATURES,
+        data_models=DATA_MODELS,
         formats=output_formats(all_formats()), upload_methods=["inline", "http"],
         retention=int(config["ASYNC_DESTRUCTION_DAYS"]) * 86400,
         execution_duration=int(config["ASYNC_EXECUTION_DURATION"]),
