@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
     # products
     "PRODUCTS_DIR": "",                   # empty means <DATA_DIR>/products
+    "LIGHTCURVES_MAX_AGE": 300,           # seconds a browser may reuse light-curve JSON
 }
 
 
