@@ -89,13 +89,17 @@ def kind_of(product_type: str) -> tuple[str, tuple[str, ...]]:
     return KINDS[ptype.prefix]
 
 
-def _native(values) -> np.ndarray:
-    """A contiguous, native-endian float array; masked or null values as NaN."""
+def _native(values, null=None) -> np.ndarray:
+    """A contiguous, native-endian float array; masked values and integer nulls (TNULL)
+    as NaN."""
     if np.ma.isMaskedArray(values):
         values = values.astype(np.float64).filled(np.nan)
     arr = np.asarray(values)
     if arr.dtype.kind not in "f":
-        arr = arr.astype(np.float64)
+        floats = arr.astype(np.float64)
+        if null is not None:
+            floats[arr == null] = np.nan
+        arr = floats
     return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
 
 
@@ -145,7 +149,7 @@ def _read_open(hdul, kind, names, extension, product_type) -> Series:
     columns, units = {}, {}
     for name in names:
         col = data.columns[present[name]]
-        columns[name] = _native(data.field(present[name]))
+        columns[name] = _native(data.field(present[name]), col.null)
         units[name] = str(col.unit or "")
     head = {k: _header_value(header[k]) for k in HEADER_KEYS if k in header}
     series = Series(product_type, kind, columns, units, head)
@@ -194,44 +198,57 @@ def _conversion(tstart: float, tstop: float, zero: float, ref: float, timesys: s
     """The constants that turn a MET value into the three time axes.
 
     ``t_since_start = MET + TIMEZERO - TSTART``; ``mjd = MJDREF + (MET + TIMEZERO) /
-    86400`` (in TIMESYS, TT for XMM); UTC: ``mjd_utc = mjd - tt_minus_utc / 86400``,
-    where ``tt_minus_utc`` (s) comes from astropy.time (leap seconds) and is constant
-    over the file unless a leap second falls inside it, in which case ``leap`` gives
-    the MET from which the second value holds.
+    86400`` (in TIMESYS, TT for XMM); UTC: ``unix = (MJDREF - 40587) * 86400 + MET +
+    TIMEZERO - timesys_minus_utc``, where ``timesys_minus_utc`` (s, TT-UTC for XMM)
+    comes from astropy/ERFA's leap-second table and is constant over the file unless a
+    leap second falls inside it, in which case ``leap`` gives the MET from which the
+    second value holds.
     """
     from astropy.time import Time
     if ref == 0.0:
         raise UnreadableProduct("the light curve header has no MJDREF (or MJDREFI/MJDREFF)")
     if timesys not in ("TT", "TDB", "TAI", "UTC"):
         raise UnreadableProduct(f"TIMESYS {timesys!r} is not one this archive converts")
-    edges = np.array([tstart, tstop]) + zero
     scale = timesys.lower()
-    times = Time(ref + edges / SECONDS_PER_DAY, format="mjd", scale=scale)
+    times = Time(ref + (np.array([tstart, tstop]) + zero) / SECONDS_PER_DAY, format="mjd",
+                 scale=scale)
     utc = times.utc
-    offsets = (times.mjd - utc.mjd) * SECONDS_PER_DAY if scale != "utc" else np.zeros(2)
-    offsets = np.round(offsets, 3)          # TT-UTC is 32.184 s plus whole leap seconds
+    first, last = (_minus_utc(t, scale) for t in times)
     conversion = {
-        "timesys": timesys, "mjdref": ref, "timezero": zero,
-        "timepixr": timepixr,
+        "timesys": timesys, "mjdref": ref, "timezero": zero, "timepixr": timepixr,
         "tstart": tstart, "tstop": tstop,
         "mjd_start": float(times[0].mjd), "mjd_stop": float(times[1].mjd),
         "utc_start": utc[0].isot, "utc_stop": utc[1].isot,
-        "tt_minus_utc": float(offsets[0]), "leap": None,
+        "timesys_minus_utc": first, "leap": None,
     }
-    if offsets[1] != offsets[0]:
-        conversion["leap"] = {"met": _leap_met(ref, zero, scale, tstart, tstop),
-                              "tt_minus_utc": float(offsets[1])}
+    if last != first:
+        conversion["leap"] = {"met": _leap_met(ref, zero, scale, tstart, tstop, first),
+                              "timesys_minus_utc": last}
     return conversion
 
 
-def _leap_met(ref: float, zero: float, scale: str, lo: float, hi: float) -> float:
-    """The MET (to 1 ms) from which the later TT-UTC offset holds (bisection)."""
+def _minus_utc(time, scale: str) -> float:
+    """TIMESYS - UTC (s) at ``time``: 32.184 s + TAI-UTC (the leap seconds, from ERFA's
+    table) for TT and TDB (TDB's periodic terms, < 2 ms, are left out), TAI-UTC for
+    TAI, 0 for UTC."""
+    import erfa
+    if scale == "utc":
+        return 0.0
+    utc = time.utc
+    year, month, day, hmsf = erfa.d2dtf("UTC", 3, utc.jd1, utc.jd2)
+    fraction = (hmsf["h"] * 3600 + hmsf["m"] * 60 + hmsf["s"] + hmsf["f"] / 1000) / 86400
+    tai_utc = float(erfa.dat(year, month, day, min(fraction, 1.0)))
+    return round(tai_utc + (0.0 if scale == "tai" else 32.184), 3)
+
+
+def _leap_met(ref: float, zero: float, scale: str, lo: float, hi: float,
+              first: float) -> float:
+    """The MET (to 1 ms) from which the later offset holds (bisection)."""
     from astropy.time import Time
 
     def offset(met):
-        t = Time(ref + (met + zero) / SECONDS_PER_DAY, format="mjd", scale=scale)
-        return round((t.mjd - t.utc.mjd) * SECONDS_PER_DAY, 3)
-    first = offset(lo)
+        return _minus_utc(Time(ref + (met + zero) / SECONDS_PER_DAY, format="mjd",
+                               scale=scale), scale)
     while hi - lo > 1e-3:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if offset(mid) == first else (lo, mid)

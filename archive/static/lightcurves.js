@@ -44,8 +44,8 @@
     if (axis === "mjd") return met => ref + (met + zero) / DAY;
     const base = (ref - MJD_UNIX) * DAY + zero;
     return met => {
-      let off = time.tt_minus_utc;
-      if (time.leap && met >= time.leap.met) off = time.leap.tt_minus_utc;
+      let off = time.timesys_minus_utc;
+      if (time.leap && met >= time.leap.met) off = time.leap.timesys_minus_utc;
       return (base + met - off) * 1000;              // ms since 1970 (UTC, no leap s)
     };
   }
@@ -109,8 +109,8 @@
     /* Glyphs of one curve on figure p; returns the renderer that hover/tap hit. */
     const data = {x: d.x, y: d.y, lo: d.lo, hi: d.hi, xlabel: d.xlabel,
                   ylabel: Array.from(d.y, fmtNum), elabel: Array.from(d.e, fmtNum),
-                  flabel: d.frac ? Array.from(d.frac, fmtNum) : d.x.map(() => "-"),
-                  curve: d.x.map(() => label)};
+                  flabel: d.frac ? Array.from(d.frac, fmtNum) : Array.from(d.x, () => "-"),
+                  curve: Array.from(d.x, () => label)};
     if (d.left) { data.left = d.left; data.right = d.right; }
     const source = new Bokeh.ColumnDataSource({data});
     const common = {source, color: style.color};
