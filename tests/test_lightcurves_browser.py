@@ -151,3 +151,35 @@ def test_a_student_compares_cameras_bands_and_background(browser, live_server, d
     assert shown and all("/bblc_" in c for c in shown)
     assert "not in the archive: pn 0.2-1 keV (soft)" in browser.find_element(
         "id", "lc-status").text
+
+
+def test_a_student_reads_a_long_term_flux_point(browser, live_server, demo_archive):
+    import sqlalchemy as sa
+    from archive.db import catalogue_tables
+    pts = catalogue_tables["longterm_points"]
+    engine = sa.create_engine(demo_archive["DATABASE_URL"])
+    with engine.connect() as conn:
+        srcid = conn.execute(sa.select(pts.c.srcid).group_by(pts.c.srcid)
+                             .having(sa.func.count() >= 4).order_by(pts.c.srcid)
+                             .limit(1)).scalar_one()
+        rows = conn.execute(sa.select(pts).where(pts.c.srcid == srcid)
+                            .order_by(pts.c.mjd_start, pts.c.obs_id)).mappings().all()
+    engine.dispose()
+    browser.get(f"{live_server}/lightcurves/longterm/{srcid}")
+    _wait_ready(browser)
+    detected = [i for i, r in enumerate(rows) if not r["ul_flag"]]
+    j = len(detected) // 2
+    pos = browser.execute_script("return LC.page.plot.pixel('flux', arguments[0])", j)
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(int(round(pos["x"])), int(round(pos["y"])))
+    actions.pointer_action.click()
+    actions.perform()
+    readout = browser.find_element("id", "lc-readout")
+    WebDriverWait(browser, 10).until(lambda d: readout.get_attribute("data-state") == "pinned")
+    values = {el.get_attribute("data-field"): el.text
+              for el in readout.find_elements("css selector", "dd")}
+    row = rows[detected[j]]
+    assert values["bin"] == str(detected[j])
+    assert row["obs_id"] in values["time"]
+    assert _number(values["rate"]) == pytest.approx(row["flux"], rel=1e-5)
+    assert _number(values["error"]) == pytest.approx(row["flux_err"], rel=1e-5)

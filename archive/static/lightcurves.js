@@ -158,7 +158,7 @@
     const pick = (source, i) => {
       const d = source.data;
       return {curve: d.curve[i], time: d.xlabel[i], rate: d.ylabel[i], error: d.elabel[i],
-              fracexp: d.flabel[i], bin: String(i)};
+              fracexp: d.flabel[i], bin: String(d.row ? d.row[i] : i)};
     };
     p.add_tools(new Bokeh.HoverTool({
       renderers, tooltips: tips, mode: "mouse",
@@ -357,7 +357,8 @@
                     xlabel: idx.map(i => `${a[i].toFixed(5)} to ${b[i].toFixed(5)} (${c.obs_id[i]})`),
                     ylabel: idx.map(i => fmtNum(flux[i]) + (ul ? " (upper limit)" : "")),
                     elabel: idx.map(i => (ul ? "upper limit" : fmtNum(err[i]))),
-                    flabel: idx.map(() => "-"), curve: idx.map(() => (ul ? "upper limit" : "flux"))};
+                    flabel: idx.map(() => "-"), curve: idx.map(() => (ul ? "upper limit" : "flux")),
+                    row: idx};
       const source = new Bokeh.ColumnDataSource({data});
       if (!ul) p.segment({x0: {field: "x"}, x1: {field: "x"}, y0: {field: "lo"},
                           y1: {field: "hi"}, source, color: "#1f5fa8"});
