@@ -7,7 +7,8 @@ __all__ = ["register_blueprints"]
 def register_blueprints(app) -> None:
     """The pages for people, TAP (/tap), Simple Cone Search (/scs)."""
     from .conesearch.views import bp as conesearch_bp
+    from .lightcurves.views import bp as lightcurves_bp
     from .tap.views import bp as tap_bp
     from .web.views import bp as web_bp
-    for bp in (web_bp, tap_bp, conesearch_bp):
+    for bp in (web_bp, tap_bp, conesearch_bp, lightcurves_bp):
         app.register_blueprint(bp)

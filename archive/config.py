@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCTS_DIR": "",                   # empty means <DATA_DIR>/products
     # IVOA authority of the dataset identifiers (ivoa.obscore obs_publisher_did)
     "IVOID_AUTHORITY": "ivo://extras.archive",
+    "LIGHTCURVES_MAX_AGE": 300,           # seconds a browser may reuse light-curve JSON
 }
 
 
