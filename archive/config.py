@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
     # products
     "PRODUCTS_DIR": "",                   # empty means <DATA_DIR>/products
+    "PRODUCTS_MAX_AGE": 3600,             # seconds a client may cache a product file
+    "BULK_DOWNLOAD_MAX_FILES": 20000,     # files in one bulk download at most
+    "BULK_DOWNLOAD_MAX_BYTES": 20 * 1024 ** 3,   # bytes in one bulk download at most
 }
 
 

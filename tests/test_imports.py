@@ -26,17 +26,18 @@ LAYERS = [
     (3, "executor", ("archive.query", "archive.prepared", "archive.columnar")),
     (3, "formats", ("archive.formats",)),
     (3, "ADQL", ("archive.tap.adql",)),
-    (4, "services", ("archive.tap", "archive.conesearch", "ingest", "archive.cli_context")),
+    (4, "services", ("archive.tap", "archive.conesearch", "ingest", "archive.cli_context",
+                     "archive.products")),
     (5, "HTTP edge", ("archive.http",)),
     (6, "views", ("archive.tap.views", "archive.conesearch.views", "archive.web",
-                  "archive.blueprints", "archive")),
+                  "archive.blueprints", "archive", "archive.products.views")),
     (7, "commands", ("archive.tap.cli", "ingest.cli", "archive.cli")),
 ]
 
 #: Modules that may import Flask: the edge, the views, the application factory, and
 #: the database's ``get_db``/``init_app`` binding.
 FLASK_ALLOWED = ("archive.http", "archive.tap.views", "archive.conesearch.views",
-                 "archive.web", "archive.blueprints", "archive.db")
+                 "archive.web", "archive.blueprints", "archive.db", "archive.products.views")
 
 
 def _modules() -> dict[str, Path]:
