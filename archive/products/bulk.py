@@ -30,7 +30,7 @@ import zipfile
 from typing import Iterator
 
 from ..errors import NotFoundFault, UsageFault
-from .store import ChangedFault, GoneFault, Product, open_product
+from .store import ChangedFault, GoneFault, Opener, Product
 
 __all__ = ["FORMATS", "parse_format", "stream_archive"]
 
@@ -76,10 +76,10 @@ class _Sink:
             yield parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _status(products_dir: str, product: Product):
+def _status(opener: Opener, product: Product):
     """(open file, "ok") or (None, why it is skipped)."""
     try:
-        return open_product(products_dir, product)[1], "ok"
+        return opener.open(product), "ok"
     except GoneFault:
         return None, "missing"
     except ChangedFault:
@@ -117,9 +117,10 @@ def _zip_time(mtime_ns: int) -> tuple:
 def _zip(products: list[Product], products_dir: str, stem: str) -> Iterator[bytes]:
     sink = _Sink()
     statuses = []
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zf:
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zf, \
+            Opener(products_dir) as opener:
         for product in products:
-            fh, status = _status(products_dir, product)
+            fh, status = _status(opener, product)
             if fh is not None:
                 with fh:
                     info = zipfile.ZipInfo(f"{stem}/{product.path}",
@@ -152,19 +153,20 @@ def _padding(size: int) -> bytes:
 def _tar(products: list[Product], products_dir: str, stem: str) -> Iterator[bytes]:
     sink = _Sink()
     statuses = []
-    for product in products:
-        fh, status = _status(products_dir, product)
-        if fh is not None:
-            with fh:
-                sink.write(_tar_header(f"{stem}/{product.path}", product.size,
-                                       product.mtime_ns / 1e9))
-                copied = yield from _copy(fh, product.size, sink.write, sink)
-                if copied != product.size:            # shrank while being read: keep the
-                    status = "changed"                # header's promise with zeros
-                    sink.write(b"\0" * (product.size - copied))
-                sink.write(_padding(product.size))
-        statuses.append((product, status))
-        yield from sink.take(_SEND_BLOCK)
+    with Opener(products_dir) as opener:
+        for product in products:
+            fh, status = _status(opener, product)
+            if fh is not None:
+                with fh:
+                    sink.write(_tar_header(f"{stem}/{product.path}", product.size,
+                                           product.mtime_ns / 1e9))
+                    copied = yield from _copy(fh, product.size, sink.write, sink)
+                    if copied != product.size:        # shrank while being read: keep the
+                        status = "changed"            # header's promise with zeros
+                        sink.write(b"\0" * (product.size - copied))
+                    sink.write(_padding(product.size))
+            statuses.append((product, status))
+            yield from sink.take(_SEND_BLOCK)
     now = time.time()
     for name, data in _manifest(stem, statuses):
         sink.write(_tar_header(name, len(data), now))

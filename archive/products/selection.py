@@ -31,7 +31,7 @@ from datamodel.products import BANDS, PREVIEW, PRODUCT_TYPES
 from ..db import catalogue_tables, products as products_table
 from ..errors import NotFoundFault, UsageFault
 from ..params import Params
-from .store import PRODUCT_COLUMNS, Product, is_product_path, product_from_row
+from .store import PRODUCT_COLUMNS, Product, is_product_path
 
 __all__ = ["Selection", "TooLargeFault", "SELECTORS", "FILTERS", "parse_selection",
            "select_products"]
@@ -238,20 +238,24 @@ def _size(n: float) -> str:
 def select_products(engine: Engine, selection: Selection, max_files: int,
                     max_bytes: int) -> list[Product]:
     """The products of ``selection`` ordered by path, once the selection is known to be
-    non-empty and within the limits (counted in the table, before any file is read)."""
+    non-empty and within the limits (counted in the table, before any file is read).
+
+    One query reads at most ``max_files + 1`` rows; only a selection over a limit is
+    counted in full, for the message."""
     with engine.connect() as conn:
         condition = _condition(conn, selection)
-        count, total = conn.execute(sa.select(
-            sa.func.count(), sa.func.coalesce(sa.func.sum(products_table.c.size), 0))
-            .where(condition)).one()
-        if count == 0:
+        columns = [products_table.c[name] for name in PRODUCT_COLUMNS]
+        chosen = [Product(*row) for row in conn.execute(
+            sa.select(*columns).where(condition).order_by(products_table.c.path)
+            .limit(max_files + 1))]
+        if not chosen:
             raise UsageFault("the selection holds no products: the filters (category, "
                              "camera, band, type) leave none of the selected products")
-        if count > max_files or total > max_bytes:
+        if len(chosen) > max_files or sum(p.size for p in chosen) > max_bytes:
+            count, total = conn.execute(sa.select(
+                sa.func.count(), sa.func.coalesce(sa.func.sum(products_table.c.size), 0))
+                .where(condition)).one()
             raise TooLargeFault(
                 f"the selection holds {count:,} files ({_size(total)}); a bulk download "
                 f"takes at most {max_files:,} files and {_size(max_bytes)}: {_NARROW}")
-        columns = [products_table.c[name] for name in PRODUCT_COLUMNS]
-        rows = conn.execute(sa.select(*columns).where(condition)
-                            .order_by(products_table.c.path))
-        return [product_from_row(row) for row in rows]
+        return chosen

@@ -15,19 +15,21 @@ download tool shows or saves.
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, request, send_file
-from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.exceptions import RequestEntityTooLarge, RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 
 from ..db import get_db
 from ..errors import ArchiveFault, UsageFault
 from ..http import request_params, vo_errors
 from .bulk import FORMATS, parse_format, stream_archive
-from .selection import parse_selection, select_products
+from .selection import MAX_VALUES, TooLargeFault, parse_selection, select_products
 from .store import find_product, locate
 
 __all__ = ["bp"]
 
 bp = Blueprint("products", __name__, url_prefix="/products")
+#: Form data a bulk request may POST (10,000 paths of ~50 characters take ~600 kB)
+_FORM_BYTES = 4 * 2 ** 20
 
 
 class RangeFault(UsageFault):
@@ -84,7 +86,16 @@ def product(path: str):
 @bp.route("/bulk", methods=["GET", "POST"])
 def bulk():
     """A zip (default) or tar of the selected products, streamed."""
-    params = request_params()
+    # room for MAX_VALUES long paths in a POSTed form (Flask's defaults: 500 kB, 1,000 fields)
+    request.max_form_memory_size = _FORM_BYTES
+    request.max_form_parts = MAX_VALUES + 100
+    try:
+        params = request_params()
+    except RequestEntityTooLarge:
+        raise TooLargeFault(f"the request is too large: a bulk download request takes at "
+                            f"most {MAX_VALUES:,} values and {_FORM_BYTES // 2 ** 20} MiB "
+                            "of form data; select whole observations (obs_id) or sources "
+                            "(srcid), or split the list") from None
     fmt = parse_format(params.get("format"))
     selection = parse_selection(params)
     config = current_app.config
