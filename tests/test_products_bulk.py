@@ -322,3 +322,10 @@ def test_a_large_posted_selection_and_a_too_large_body(client, app):
     _error(r, 404, "unknown product path", "and 9989 more")
     r = client.post("/products/bulk", data={"path": ["x" * 1000] * 5000})
     _error(r, 413, "the request is too large", "10,000 values")
+
+
+def test_the_edge_answers_a_body_too_large_to_parse(client):
+    """Werkzeug refuses a form beyond Flask's limits while the edge reads the parameters
+    to choose the error's form: a 413, not a 500 (here on TAP, whose limit is Flask's)."""
+    r = client.post("/tap/sync", data={"QUERY": "x" * 600_000})
+    assert r.status_code == 413
