@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     # IVOA authority of the dataset identifiers (ivoa.obscore obs_publisher_did)
     "IVOID_AUTHORITY": "ivo://extras.archive",
     "LIGHTCURVES_MAX_AGE": 300,           # seconds a browser may reuse light-curve JSON
+    "PRODUCTS_MAX_AGE": 3600,             # seconds a client may cache a product file
+    "BULK_DOWNLOAD_MAX_FILES": 20000,     # files in one bulk download at most
+    "BULK_DOWNLOAD_MAX_BYTES": 20 * 1024 ** 3,   # bytes in one bulk download at most
 }
 
 

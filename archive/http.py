@@ -129,7 +129,11 @@ def wants_html() -> bool:
     STILTS) also lists text/html first, and must keep getting VOTables.
     """
     asked = None
-    for name, value in request.values.items(multi=True):
+    try:
+        sent = request.values
+    except HTTPException:           # the body is what failed (too large): the URL's values
+        sent = request.args
+    for name, value in sent.items(multi=True):
         if name.upper() in ("RESPONSEFORMAT", "FORMAT") and value.strip():
             asked = value.strip().lower()
     if asked is not None:
