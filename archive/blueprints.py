@@ -5,9 +5,10 @@ __all__ = ["register_blueprints"]
 
 
 def register_blueprints(app) -> None:
-    """The pages for people, TAP (/tap), Simple Cone Search (/scs)."""
+    """The pages for people, TAP (/tap), Simple Cone Search (/scs), DataLink (/datalink)."""
     from .conesearch.views import bp as conesearch_bp
+    from .datalink.views import bp as datalink_bp
     from .tap.views import bp as tap_bp
     from .web.views import bp as web_bp
-    for bp in (web_bp, tap_bp, conesearch_bp):
+    for bp in (web_bp, tap_bp, conesearch_bp, datalink_bp):
         app.register_blueprint(bp)

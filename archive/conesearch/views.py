@@ -10,8 +10,8 @@ site's error page (the shared edge, ``archive.http``, decides).
 
 DataLink plugs in through ``app.extensions["scs_descriptors"]``: a callable
 ``(service_name, columns, base_url) -> list[str]`` of VOTable RESOURCE fragments
-added to every result; the ID_MAIN FIELD then carries ``ID="main_id"``
-(``search.ID_FIELD``) for them to ``ref``.
+added to every result; the ID_MAIN FIELD then carries an ``ID`` equal to its
+name (``search.with_id_field``) for them to ``ref``.
 """
 from __future__ import annotations
 
