@@ -25,6 +25,8 @@ missing from disk are error rows (``NotFoundFault: ...``, ``UsageFault: ...``).
 """
 from __future__ import annotations
 
+import os
+import re
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -90,9 +92,18 @@ def _error(id_, fault: ArchiveFault, semantics="#this", description=None, local=
             local)
 
 
+@lru_cache(maxsize=65536)
 def links_url(base: str, id_: str) -> str:
     """The {links} URL of one ID."""
     return f"{base}/datalink/links?{urlencode({'ID': id_})}"
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_./-]*\Z")
+
+
+def _url_path(path: str) -> str:
+    """``path`` quoted for a URL (product paths rarely need it)."""
+    return path if _URL_SAFE.match(path) else quote(path)
 
 
 def _tap_url(base: str, query: str) -> str:
@@ -105,6 +116,11 @@ def _adql_string(value: str) -> str:
 
 
 def _catalogues(names) -> str:
+    return _catalogue_words(frozenset(names))
+
+
+@lru_cache(maxsize=None)
+def _catalogue_words(names: frozenset) -> str:
     words = [_CATALOGUE_WORDS[n] for n in sorted(names, key=list(_CATALOGUE_WORDS).index)]
     return " and ".join(words) + (" catalogues" if len(words) > 1 else " catalogue")
 
@@ -173,29 +189,42 @@ def _product_order(row) -> tuple:
             _ORDER.get(row.product_type, len(_ORDER)), row.path)
 
 
-def _title(row) -> tuple[str, object]:
-    """(description, product type) of a product row."""
-    camera = CAMERAS.get(row.camera, row.camera)
-    if row.product_type == PREVIEW.key:
-        drawn = match_product(Path(row.preview_of or "").name)
-        what = drawn[0].title if drawn else "light curve"
+@lru_cache(maxsize=None)
+def _title(product_type: str, camera: str, drawn: str | None) -> tuple[str, object]:
+    """(description, product type) of a product of ``product_type`` from ``camera``;
+    ``drawn`` is the product type a preview draws."""
+    camera = CAMERAS.get(camera, camera)
+    if product_type == PREVIEW.key:
+        what = PRODUCT_TYPES[drawn].title if drawn in PRODUCT_TYPES else "light curve"
         return f"Quick-look plot (PNG): {what} ({camera})", PREVIEW
-    ptype = PRODUCT_TYPES.get(row.product_type)
+    ptype = PRODUCT_TYPES.get(product_type)
     if ptype is None:
-        return f"Product {row.product_type} ({camera})", None
+        return f"Product {product_type} ({camera})", None
     return f"{ptype.title} ({camera})", ptype
 
 
-def _product_links(id_, row, base: str, products_dir: Path) -> list[tuple]:
-    description, ptype = _title(row)
+def _drawn_type(row, types_by_path: dict[str, str]) -> str | None:
+    """The product type of the light curve a preview draws."""
+    if row.preview_of is None:
+        return None
+    known = types_by_path.get(row.preview_of)
+    if known is not None:
+        return known
+    drawn = match_product(Path(row.preview_of).name)
+    return drawn[0].key if drawn else None
+
+
+def _product_links(id_, row, base: str, products_dir: str, drawn: str | None
+                   ) -> list[tuple]:
+    description, ptype = _title(row.product_type, row.camera, drawn)
     semantics = "#this" if row.product_type == MAIN_PRODUCT else \
         (ptype.semantics if ptype is not None else "#auxiliary")
     qualifier = ptype.content_qualifier if ptype is not None else None
-    if not (products_dir / row.path).is_file():
+    if not os.path.isfile(products_dir + row.path):
         fault = NotFoundFault(f"the product file {row.path} is registered but missing from "
                               "the archive's disk; please report it to the archive")
         return [_error(id_, fault, semantics, description, row.product_type)]
-    path = quote(row.path)
+    path = _url_path(row.path)
     rows = [_link(id_, f"{base}/products/{path}", semantics, description, row.mime,
                   row.size, qualifier, row.product_type)]
     if ptype is not None and ptype.previewable and ptype.category == "lightcurve":
@@ -226,15 +255,17 @@ def _source_page(id_, srcid: int, base: str) -> tuple:
                  "classification", HTML_MIME, None, None, "source-page")
 
 
-def _detection_links(id_, found: _Found, base: str, products_dir: Path) -> list[tuple]:
+def _detection_links(id_, found: _Found, base: str, products_dir: str) -> list[tuple]:
     srcid = found.detections.get(id_)
     if srcid is None:
         return [_error(id_, NotFoundFault(f"there is no detection {id_} in the aperiodic or "
                                           "periodic catalogue"))]
     products = sorted(found.products.get(id_, ()), key=_product_order)
+    types_by_path = {row.path: row.product_type for row in products}
     rows = []
     for row in products:
-        rows.extend(_product_links(id_, row, base, products_dir))
+        rows.extend(_product_links(id_, row, base, products_dir,
+                                   _drawn_type(row, types_by_path)))
     if products:
         obs_id, _exp_id, _camera, src_num = id_.split("_")
         rows.append(_link(id_, f"{base}/lightcurves/detection/{obs_id}/{int(src_num)}",
@@ -282,7 +313,7 @@ def _transient_links(id_, found: _Found, base: str) -> list[tuple]:
 
 # -- the whole answer -----------------------------------------------------------------------
 
-def _batch_rows(conn, ids: list[str], base: str, products_dir: Path) -> list[tuple]:
+def _batch_rows(conn, ids: list[str], base: str, products_dir: str) -> list[tuple]:
     kinds: dict[str, str | UsageFault] = {}
     by_kind: dict[str, list[str]] = defaultdict(list)
     for id_ in ids:
@@ -312,7 +343,7 @@ def links_rows(engine, ids: list[str], *, base: str, products_dir) -> list[tuple
     rows: list[tuple] = []
     if not ids:
         return rows
-    products_dir = Path(products_dir)
+    products_dir = os.path.join(str(products_dir), "")      # ends with the separator
     base = base.rstrip("/")
     with engine.connect() as conn:
         for start in range(0, len(ids), BATCH):
