@@ -401,3 +401,7 @@ def test_cone_search_results_carry_the_descriptor(client, service, ref):
     assert found[0]["accessURL"] == f"{BASE}/datalink/links"
     table = votable.parse_single_table(io.BytesIO(response.data)).to_table()
     assert ref in table.colnames
+    # the metadata query (what pyvo's SCSService.columns sends) has none: pyvo would
+    # list the descriptor's PARAMs as columns
+    metadata = client.get(f"/scs/{service}", query_string={"RA": 0, "DEC": 0, "SR": 0})
+    assert _descriptors(metadata.data) == []
