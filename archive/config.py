@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_MAX_BYTES": 200 * 1024 * 1024,
     "UPLOAD_MAX_ROWS": 2000000,
     "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
+    # DataLink
+    "DATALINK_MAX_IDS": 1000,             # IDs one {links} request answers; more: OVERFLOW
     # products
     "PRODUCTS_DIR": "",                   # empty means <DATA_DIR>/products
     # IVOA authority of the dataset identifiers (ivoa.obscore obs_publisher_did)

@@ -266,19 +266,24 @@ def test_datalink_hook_changes_the_cached_header(app, aperiodic):
     _, ra, dec = aperiodic[0]
     client = app.test_client()
     url = f"/scs/aperiodic?RA={ra!r}&DEC={dec!r}&SR=0.05"
-    plain = client.get(url).data
-    app.extensions["scs_descriptors"] = lambda name, columns, base: [
-        f'<RESOURCE type="meta" utype="adhoc:service"><PARAM name="ID" datatype="char" '
-        f'arraysize="*" value="" ref="main_id"/><!-- {name} --></RESOURCE>']
+    installed = app.extensions.pop("scs_descriptors")      # the DataLink blueprint's
     try:
+        plain = client.get(url).data
+        app.extensions["scs_descriptors"] = lambda name, columns, base: [
+            f'<RESOURCE type="meta" utype="adhoc:service"><PARAM name="ID" datatype="char" '
+            f'arraysize="*" value="" ref="extras_id"/><!-- {name} --></RESOURCE>']
         linked = client.get(url).data
-    finally:
         del app.extensions["scs_descriptors"]
-    again = client.get(url).data
+        again = client.get(url).data
+    finally:
+        app.extensions["scs_descriptors"] = installed
     assert [f.get("ID") for f in field_attributes(plain)] == [None] * len(field_attributes(plain))
-    assert [f.get("ID") for f in field_attributes(linked)].count("main_id") == 1
+    # the FIELD ID is the column's name, so astropy keeps the column name
+    assert [f.get("ID") for f in field_attributes(linked)].count("extras_id") == 1
     assert b"<!-- aperiodic -->" in linked and b"adhoc:service" not in again
     assert again == plain
+    real = client.get(url).data
+    assert b"ivo://ivoa.net/std/DataLink#links-1.1" in real and b"<!-- aperiodic -->" not in real
 
 
 def _render(columns, rows, fmt="votable", infos=()):

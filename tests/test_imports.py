@@ -26,11 +26,11 @@ LAYERS = [
     (3, "executor", ("archive.query", "archive.prepared", "archive.columnar")),
     (3, "formats", ("archive.formats",)),
     (3, "ADQL", ("archive.tap.adql",)),
-    (4, "services", ("archive.tap", "archive.conesearch", "ingest", "archive.cli_context",
-                     "archive.lightcurves", "archive.products")),
+    (4, "services", ("archive.tap", "archive.conesearch", "archive.datalink", "ingest",
+                     "archive.cli_context", "archive.lightcurves", "archive.products")),
     (5, "HTTP edge", ("archive.http",)),
-    (6, "views", ("archive.tap.views", "archive.conesearch.views", "archive.web",
-                  "archive.blueprints", "archive", "archive.lightcurves.views",
+    (6, "views", ("archive.tap.views", "archive.conesearch.views", "archive.datalink.views",
+                  "archive.web", "archive.blueprints", "archive", "archive.lightcurves.views",
                   "archive.products.views")),
     (7, "commands", ("archive.tap.cli", "ingest.cli", "archive.cli")),
 ]
@@ -38,8 +38,8 @@ LAYERS = [
 #: Modules that may import Flask: the edge, the views, the application factory, and
 #: the database's ``get_db``/``init_app`` binding.
 FLASK_ALLOWED = ("archive.http", "archive.tap.views", "archive.conesearch.views",
-                 "archive.web", "archive.blueprints", "archive.db", "archive.lightcurves.views",
-                 "archive.products.views")
+                 "archive.datalink.views", "archive.web", "archive.blueprints", "archive.db",
+                 "archive.lightcurves.views", "archive.products.views")
 
 
 def _modules() -> dict[str, Path]:

@@ -16,11 +16,12 @@ identifier as text), ``ra`` and ``dec``; from VERB=2 also ``obs_id`` and
 ``srcid`` (null where a table has no such column). Their FIELDs come from the
 data model's declarations of those columns (``SHARED_COLUMNS``).
 
-DataLink: ``with_id_field(columns)`` gives the ID_MAIN column the VOTable
-``ID="main_id"`` so that a service descriptor (``<PARAM ... ref="main_id"/>``)
-added to ``QueryResult.resources`` can point at it. It is not set otherwise:
-astropy names table columns by their ID when there is one, which would rename
-the id column for everyone reading the VOTable with astropy.
+DataLink: ``with_id_field(columns)`` gives the ID_MAIN column a VOTable ``ID``
+equal to its name (``ID="extras_id"``) so that a service descriptor
+(``<PARAM ... ref="extras_id"/>``) added to ``QueryResult.resources`` can point
+at it. astropy names table columns by their ID when there is one, so an ID other
+than the name would rename the id column for everyone reading the VOTable with
+astropy (pyvo's ``to_table()`` prefers names, astropy's does not).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from ..prepared import PreparedStatement
 from ..query import execute
 from ..result import QueryResult, ResultColumn
 
-__all__ = ["ALL", "SCS_UCDS", "ID_FIELD", "SHARED_COLUMNS", "catalogue_names",
+__all__ = ["ALL", "SCS_UCDS", "SHARED_COLUMNS", "catalogue_names",
            "find_catalogue", "result_columns", "cone_statement", "prepared_cone",
            "cone_search", "with_id_field"]
 
@@ -44,16 +45,14 @@ __all__ = ["ALL", "SCS_UCDS", "ID_FIELD", "SHARED_COLUMNS", "catalogue_names",
 ALL = "all"
 #: UCD1 of the principal columns on SCS output, by data-model role.
 SCS_UCDS = {"id": "ID_MAIN", "ra": "POS_EQ_RA_MAIN", "dec": "POS_EQ_DEC_MAIN"}
-#: VOTable ID of the ID_MAIN FIELD (for DataLink service descriptors).
-ID_FIELD = "main_id"
 
 DISTANCE = ResultColumn("_r", "double", unit="deg", ucd="pos.angDistance",
                         description="Angular distance from the centre of the cone")
 
 
 def with_id_field(columns: list[ResultColumn]) -> list[ResultColumn]:
-    """``columns`` with the VOTable ID ``ID_FIELD`` on the ID_MAIN column."""
-    return [ResultColumn.of(c, field_id=ID_FIELD) if c.ucd == "ID_MAIN" else c
+    """``columns`` with a VOTable ID (its name) on the ID_MAIN column."""
+    return [ResultColumn.of(c, field_id=c.name) if c.ucd == "ID_MAIN" else c
             for c in columns]
 
 

@@ -10,8 +10,8 @@ site's error page (the shared edge, ``archive.http``, decides).
 
 DataLink plugs in through ``app.extensions["scs_descriptors"]``: a callable
 ``(service_name, columns, base_url) -> list[str]`` of VOTable RESOURCE fragments
-added to every result; the ID_MAIN FIELD then carries ``ID="main_id"``
-(``search.ID_FIELD``) for them to ``ref``.
+added to every result but the SR=0 metadata query; the ID_MAIN FIELD then carries an ``ID`` equal to its
+name (``search.with_id_field``) for them to ``ref``.
 """
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ def cone(catalogue: str):
     name = find_catalogue(catalogue)
     cone_req = parse_cone(request_params(), current_app.config)
     fmt = get_format(cone_req.response_format)
-    hook = current_app.extensions.get("scs_descriptors")
+    # not on the metadata query (SR=0, no rows): pyvo's SCSService.columns lists the
+    # descriptor's PARAMs as columns
+    hook = current_app.extensions.get("scs_descriptors") if cone_req.sr > 0 else None
     columns = result_columns(name, cone_req.verb)
     if hook is not None:
         columns = with_id_field(columns)

@@ -112,6 +112,9 @@ def execute_job(db, config: Mapping, job: uws.Job, worker: str,
         remaining = max(1.0, job.execution_duration - (time.time() - _epoch(job.start_time)))
         job_config = dict(config, QUERY_TIMEOUT=remaining)
         result = run_query(request, db, job_config, uploads=uploads or None)
+        if config.get("BASE_URL"):      # a worker has no request to take the host from
+            from ..datalink.descriptor import add_descriptors
+            add_descriptors(result, str(config["BASE_URL"]).rstrip("/") + "/datalink/links")
         fmt = request.format
         folder.mkdir(parents=True, exist_ok=True)
         name = "result" + (fmt.extension if fmt.extension.startswith(".") or not fmt.extension

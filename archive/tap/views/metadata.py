@@ -6,7 +6,7 @@ from flask import current_app
 from ...db import get_db
 from ...errors import NotFoundFault, UsageFault
 from ...formats import all_formats
-from ...http import Routes, availability_response, request_params, xml_response
+from ...http import Routes, availability_response, base_url, request_params, xml_response
 from ..vosi import (ADQL_FEATURES, DATA_MODELS, DETAILS, find_table, output_formats,
                     table_entry, tableset)
 from .sync import tap_base_url
@@ -27,7 +27,8 @@ def capabilities():
         execution_duration=int(config["ASYNC_EXECUTION_DURATION"]),
         default_maxrec=int(config["TAP_DEFAULT_MAXREC"]),
         hard_maxrec=int(config["TAP_HARD_MAXREC"]),
-        upload_bytes=int(config["UPLOAD_MAX_BYTES"]))
+        upload_bytes=int(config["UPLOAD_MAX_BYTES"]),
+        datalink=base_url("/datalink/links"))
 
 
 @routes.route("/availability")

@@ -10,6 +10,7 @@ from flask import Response, current_app, render_template
 
 import datamodel
 from datamodel.publish import published_tables
+from ...datalink.descriptor import add_descriptors
 from ...db import get_db
 from ...errors import NotFoundFault
 from ...formats import all_formats
@@ -45,6 +46,7 @@ def sync():
     tap_request = parse_request(request_params(), config)
     uploads = sync_uploads(tap_request, config) if tap_request.uploads else None
     result = run_query(tap_request, get_db(), config, uploads=uploads)
+    add_descriptors(result, base_url("/datalink/links"))     # DataLink, on id columns
     fmt = tap_request.format
     headers = {}
     if fmt.extension:
