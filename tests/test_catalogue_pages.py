@@ -241,3 +241,18 @@ def test_unknown_format_is_a_400_naming_the_accepted_ones(client, query):
     page = html.unescape(response.get_data(as_text=True))
     assert "accepted formats are fits, votable" in page
     assert "Content-Disposition" not in response.headers
+
+
+def test_format_is_case_insensitive(client):
+    response = client.get("/catalogues/transients/download?format=VOTable")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].endswith('filename="extras-transients.vot"')
+    assert parse_single_table(io.BytesIO(response.data)).array.shape[0] > 0
+
+
+def test_moc_files_answer_conditional_requests(client):
+    first = client.get("/catalogues/periodic/moc.fits")
+    assert first.status_code == 200 and first.headers.get("ETag")
+    again = client.get("/catalogues/periodic/moc.fits",
+                       headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
