@@ -256,3 +256,13 @@ def test_moc_files_answer_conditional_requests(client):
     again = client.get("/catalogues/periodic/moc.fits",
                        headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
+
+
+def test_download_is_streamed(client):
+    """The body is a generator sent as it is produced, not a buffered document."""
+    response = client.get("/catalogues/aperiodic/download?format=fits", buffered=False)
+    try:
+        assert response.status_code == 200 and response.is_streamed
+        assert "Content-Length" not in response.headers
+    finally:
+        response.close()
