@@ -6,12 +6,14 @@ __all__ = ["register_blueprints"]
 
 def register_blueprints(app) -> None:
     """The pages for people, TAP (/tap), Simple Cone Search (/scs), DataLink (/datalink),
-    products (/products) and light curves (/lightcurves)."""
+    products (/products), light curves (/lightcurves) and catalogue pages (/catalogues)."""
+    from .catalogues.views import bp as catalogues_bp
     from .conesearch.views import bp as conesearch_bp
     from .datalink.views import bp as datalink_bp
     from .lightcurves.views import bp as lightcurves_bp
     from .products.views import bp as products_bp
     from .tap.views import bp as tap_bp
     from .web.views import bp as web_bp
-    for bp in (web_bp, tap_bp, conesearch_bp, datalink_bp, products_bp, lightcurves_bp):
+    for bp in (web_bp, tap_bp, conesearch_bp, datalink_bp, products_bp, lightcurves_bp,
+               catalogues_bp):
         app.register_blueprint(bp)
