@@ -27,7 +27,8 @@ LAYERS = [
     (3, "formats", ("archive.formats",)),
     (3, "ADQL", ("archive.tap.adql",)),
     (4, "services", ("archive.tap", "archive.conesearch", "archive.datalink", "ingest",
-                     "archive.cli_context", "archive.lightcurves", "archive.products", "archive.resolver")),
+                     "archive.cli_context", "archive.lightcurves", "archive.products",
+                     "archive.resolver")),
     (5, "HTTP edge", ("archive.http",)),
     (6, "views", ("archive.tap.views", "archive.conesearch.views", "archive.datalink.views",
                   "archive.web", "archive.blueprints", "archive", "archive.lightcurves.views",
@@ -39,7 +40,8 @@ LAYERS = [
 #: the database's ``get_db``/``init_app`` binding.
 FLASK_ALLOWED = ("archive.http", "archive.tap.views", "archive.conesearch.views",
                  "archive.datalink.views", "archive.web", "archive.blueprints", "archive.db",
-                 "archive.lightcurves.views", "archive.products.views", "archive.resolver.views")
+                 "archive.lightcurves.views", "archive.products.views",
+                 "archive.resolver.views")
 
 
 def _modules() -> dict[str, Path]:

@@ -50,6 +50,7 @@ class StandIn:
 
     def __init__(self, delay: float = 0.0):
         self.delay = delay
+        self.status = 200             # anything else: answered with that HTTP error
         self.queries: list[str] = []
         stand_in = self
 
@@ -65,6 +66,9 @@ class StandIn:
                 query = parse_qs(body.decode())["QUERY"][0]
                 stand_in.queries.append(query)
                 time.sleep(stand_in.delay)
+                if stand_in.status != 200:
+                    self.send_error(stand_in.status)
+                    return
                 match = re.search(r"id = '((?:[^']|'')*)'", query)
                 name = " ".join(match.group(1).replace("''", "'").split()).casefold()
                 rows = ""
@@ -177,7 +181,8 @@ def test_malformed_or_ambiguous_coordinates(text, words):
         parse_position(text)
 
 
-@pytest.mark.parametrize("text", ["M 31", "m31", "3C 273", "Barnard's star", "NGC 4151"])
+@pytest.mark.parametrize("text", ["M 31", "m31", "3C 273", "Barnard's star", "NGC 4151",
+                                  "PSR J0437-4715", "J1000+0212"])
 def test_names_are_not_coordinates(text):
     assert parse_position(text) is None
 
@@ -191,6 +196,9 @@ def test_coordinates_endpoint(client, simbad):
     assert simbad.queries == []
     response = _resolve(client, "10 20")
     assert response.status_code == 400 and "ambiguous" in response.json["error"]
+    response = _resolve(client, "10 61 00 +02 12 00")
+    assert response.status_code == 400 and "minute" in response.json["error"]
+    assert simbad.queries == []
 
 
 # -- the archive's own names ------------------------------------------------------------
@@ -315,6 +323,17 @@ def test_simbad_too_slow(client, simbad):
     assert response.status_code == 503 and "timed out" in response.json["error"]
     assert elapsed < TIMEOUT + MARGIN
     simbad.delay = 0
+
+
+def test_simbad_error_status(app, client, simbad):
+    simbad.status = 500
+    response = _resolve(client, "M 31")
+    assert response.status_code == 503 and "type the coordinates" in response.json["error"]
+    assert response.headers["Cache-Control"] == "no-store"
+    with get_db(app).engine.connect() as conn:     # a failure is not cached
+        assert conn.execute(sa.select(sa.func.count()).select_from(name_cache)).scalar() == 0
+    simbad.status = 200
+    assert _resolve(client, "M 31").status_code == 200
 
 
 # -- bad input --------------------------------------------------------------------------
