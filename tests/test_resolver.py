@@ -50,6 +50,8 @@ class StandIn:
 
     def __init__(self, delay: float = 0.0):
         self.delay = delay
+        self.trickle = 0.0            # > 0: send the answer one byte per this many seconds
+        self.stopped = False
         self.status = 200             # anything else: answered with that HTTP error
         self.queries: list[str] = []
         stand_in = self
@@ -83,6 +85,13 @@ class StandIn:
                     self.send_header("Content-Type", "application/x-votable+xml")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
+                    if stand_in.trickle:
+                        for i in range(len(data)):
+                            if stand_in.stopped:
+                                return
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(stand_in.trickle)
                     self.wfile.write(data)
                 except OSError:
                     pass              # the client gave up (timeout)
@@ -95,6 +104,7 @@ class StandIn:
         self.thread.start()
 
     def stop(self):
+        self.stopped = True
         self.server.shutdown()
         self.server.server_close()
 
@@ -334,6 +344,17 @@ def test_simbad_error_status(app, client, simbad):
         assert conn.execute(sa.select(sa.func.count()).select_from(name_cache)).scalar() == 0
     simbad.status = 200
     assert _resolve(client, "M 31").status_code == 200
+
+
+def test_simbad_trickling(client, simbad):
+    """A server that answers one byte at a time, each well within the socket timeout,
+    still gets only SIMBAD_TIMEOUT in all."""
+    simbad.trickle = TIMEOUT / 4
+    start = time.perf_counter()
+    response = _resolve(client, "M 31")
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 503 and "timed out" in response.json["error"]
+    assert elapsed < TIMEOUT + MARGIN
 
 
 # -- bad input --------------------------------------------------------------------------

@@ -5,12 +5,14 @@ and ``ident`` on ``id = '<name>'``) and sends it as a TAP sync query (HTTP POST 
 ``<SIMBAD_URL>/sync``) through pyvo. Two of its properties are replaced here:
 ``tap`` (astroquery only accepts the two public mirrors, over https, and its session
 has no timeout: ours points at ``SIMBAD_URL`` and gives every request a connect and a
-read timeout of ``SIMBAD_TIMEOUT`` seconds) and ``hardlimit`` (astroquery would first
+read timeout of ``SIMBAD_TIMEOUT`` seconds, and the whole query is given that long too)
+and ``hardlimit`` (astroquery would first
 fetch the service's capabilities to learn it: a second round trip for nothing, since
 we ask for a handful of rows). No Flask, no database.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import warnings
 from dataclasses import dataclass
 
@@ -22,6 +24,8 @@ __all__ = ["SimbadAnswer", "query_simbad"]
 
 #: rows asked for (one name may match a few objects; the first is taken)
 _ROWS = 5
+#: the threads that talk to Simbad (per process)
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="simbad")
 
 
 @dataclass(frozen=True)
@@ -74,23 +78,37 @@ def query_simbad(name: str, url: str, timeout: float) -> SimbadAnswer:
     from pyvo.dal.exceptions import DALFormatError, DALQueryError, DALServiceError
     from astroquery.exceptions import NoResultsWarning
     client = _client(url, timeout)
-    try:
+
+    def ask():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NoResultsWarning)
-            table = client.query_object(name)
+            return client.query_object(name)
+
+    try:
+        # the socket timeouts bound each connect and read, not a server that trickles
+        # its answer: the whole query gets ``timeout`` seconds in a worker thread.
+        # A thread still stuck with such a server finishes at its next socket timeout
+        # or when the trickle ends; while all are busy, requests wait here and fail
+        # in time.
+        table = _POOL.submit(ask).result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise _unreachable(timeout, "timed out") from None
     except (DALServiceError, DALQueryError, DALFormatError, requests.RequestException,
             OSError) as exc:
-        cause = _cause(exc)
-        raise TransientFault(
-            f"the name resolver (Simbad) could not be reached or did not answer within "
-            f"{timeout:g} s ({cause}); type the coordinates instead "
-            f"(e.g. 150.1 +2.2 or 10:00:24 +02:12:00), or try again later") from None
+        raise _unreachable(timeout, _cause(exc)) from None
     for row in table:
         ra, dec = row["ra"], row["dec"]
         if _masked(ra) or _masked(dec):
             continue
         return SimbadAnswer(str(row["main_id"]).strip(), float(ra), float(dec))
     return SimbadAnswer(None, None, None)
+
+
+def _unreachable(timeout: float, cause: str) -> TransientFault:
+    return TransientFault(
+        f"the name resolver (Simbad) could not be reached or did not answer within "
+        f"{timeout:g} s ({cause}); type the coordinates instead "
+        f"(e.g. 150.1 +2.2 or 10:00:24 +02:12:00), or try again later")
 
 
 def _masked(value) -> bool:
