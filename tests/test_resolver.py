@@ -206,6 +206,12 @@ def test_coordinates_endpoint(client, simbad):
     assert simbad.queries == []
     response = _resolve(client, "10 20")
     assert response.status_code == 400 and "ambiguous" in response.json["error"]
+    for jname in ("3XMM J100024.0+021200", "EXMM J100024.0-021200"):   # not archive names
+        doc = _resolve(client, jname).json
+        assert doc["resolver"] == "coordinates" and doc["resolved_name"] is None
+        assert doc["ra"] == pytest.approx(150.1) and abs(doc["dec"]) == pytest.approx(2.2)
+    doc = _resolve(client, "gal 120.5 -3.2").json
+    assert doc["resolver"] == "coordinates" and doc["dec"] == pytest.approx(59.581059, abs=1e-5)
     response = _resolve(client, "10 61 00 +02 12 00")
     assert response.status_code == 400 and "minute" in response.json["error"]
     assert simbad.queries == []
