@@ -6,14 +6,16 @@ __all__ = ["register_blueprints"]
 
 def register_blueprints(app) -> None:
     """The pages for people, TAP (/tap), Simple Cone Search (/scs), DataLink (/datalink),
-    products (/products), light curves (/lightcurves) and catalogue pages (/catalogues)."""
+    products (/products), light curves (/lightcurves), catalogue pages (/catalogues) and
+    the name resolver (/resolve)."""
     from .catalogues.views import bp as catalogues_bp
     from .conesearch.views import bp as conesearch_bp
     from .datalink.views import bp as datalink_bp
     from .lightcurves.views import bp as lightcurves_bp
     from .products.views import bp as products_bp
+    from .resolver.views import bp as resolver_bp
     from .tap.views import bp as tap_bp
     from .web.views import bp as web_bp
     for bp in (web_bp, tap_bp, conesearch_bp, datalink_bp, products_bp, lightcurves_bp,
-               catalogues_bp):
+               catalogues_bp, resolver_bp):
         app.register_blueprint(bp)

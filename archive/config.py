@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCTS_MAX_AGE": 3600,             # seconds a client may cache a product file
     "BULK_DOWNLOAD_MAX_FILES": 20000,     # files in one bulk download at most
     "BULK_DOWNLOAD_MAX_BYTES": 20 * 1024 ** 3,   # bytes in one bulk download at most
+    # name resolution (/resolve): Simbad's TAP service, its timeout, how long misses last
+    "SIMBAD_URL": "https://simbad.cds.unistra.fr/simbad/sim-tap",
+    "SIMBAD_TIMEOUT": 3.0,                # seconds (connect and read) for Simbad
+    "RESOLVER_MISS_TTL": 3600,            # seconds an unknown name stays cached as unknown
 }
 
 

@@ -84,7 +84,10 @@ def demo_archive(request, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp(f"demo-{request.param}")
     config = load_config({"DATA_DIR": str(data_dir),
                           "DATABASE_URL": new_database_url(request.param, data_dir),
-                          "ASYNC_WORKER_IN_PROCESS": True}, environ={})
+                          "ASYNC_WORKER_IN_PROCESS": True,
+                          # nothing reaches the internet: tests/test_resolver.py starts
+                          # its own stand-in Simbad; elsewhere Simbad is a closed port
+                          "SIMBAD_URL": "http://127.0.0.1:9/simbad/sim-tap"}, environ={})
     build_demo(config, rows=DEMO_ROWS, seed=42, workers=2)
     config["BACKEND"] = request.param
     return config
