@@ -178,11 +178,11 @@ def test_a_file_deleted_after_ingest_is_410(breakable):
     (Path(config["PRODUCTS_DIR"]) / path).unlink()
     gone = client.get(f"/lightcurves/data/{path}")
     assert gone.status_code == 410
-    assert "no longer in the archive" in gone.get_json()["error"]
+    assert "is registered but its file is no longer on disk" in gone.get_json()["error"]
     cached = client.get(f"/lightcurves/data/{path}", headers={"If-None-Match": ok.headers["ETag"]})
     assert cached.status_code == 410
     page = client.get(f"/lightcurves/view/{path}", headers={"Sec-Fetch-Mode": "navigate"})
-    assert page.status_code == 410 and "deleted after ingest" in page.get_data(as_text=True)
+    assert page.status_code == 410 and "no longer on disk" in page.get_data(as_text=True)
 
 
 def test_a_truncated_file_cannot_be_read(breakable):

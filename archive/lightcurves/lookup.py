@@ -2,7 +2,8 @@
 disk, the ``longterm``/``longterm_points`` catalogue tables. No Flask.
 
 Every file opened here is named by a row of the products table (never by the URL
-alone), and its resolved path must lie inside PRODUCTS_DIR.
+alone) and checked by ``archive.products.store.locate``, as every product file is
+served.
 """
 from __future__ import annotations
 
@@ -14,21 +15,17 @@ import sqlalchemy as sa
 
 from ..db import catalogue_tables, products
 from ..errors import ArchiveFault, NotFoundFault, UsageFault
+from ..products import store
 from .read import NotALightCurve, Series, UnreadableProduct, kind_of, read_product
 
-__all__ = ["ProductGone", "ProductUnreadable", "Product", "find_product", "product_file",
+__all__ = ["ProductUnreadable", "Product", "find_product", "product_file",
            "load_series", "detection_products", "longterm_points", "CAMERAS"]
 
 CAMERAS = {"PN": "EPIC-pn", "M1": "EPIC-MOS1", "M2": "EPIC-MOS2"}
 #: columns of a products row passed on to the pages and the JSON
-ROW_KEYS = ("path", "product_type", "category", "camera", "band", "binning", "obs_id",
-            "exp_id", "src_num", "extras_id", "checksum", "size", "t_min", "t_max")
-
-
-class ProductGone(ArchiveFault):
-    """The product is registered but its file is no longer on disk (410 Gone)."""
-
-    label, status = "NotFoundFault", 410
+ROW_KEYS = ("id", "path", "product_type", "category", "mime", "camera", "band", "binning",
+            "obs_id", "exp_id", "src_num", "extras_id", "checksum", "size", "mtime_ns",
+            "t_min", "t_max")
 
 
 class ProductUnreadable(ArchiveFault):
@@ -61,17 +58,12 @@ def find_product(engine, path: str) -> Product:
 
 
 def product_file(products_dir: str, product: Product) -> Path:
-    """The file of ``product`` inside PRODUCTS_DIR; ProductGone if it is missing."""
-    base = Path(products_dir).resolve()
-    target = (base / product.path).resolve()
-    if not target.is_relative_to(base):
-        raise NotFoundFault(f"product path {product.path!r} lies outside the products "
-                            "directory")
-    if not target.is_file():
-        raise ProductGone(f"the product {product.path!r} is registered but its file is no "
-                          "longer in the archive (deleted after ingest); ask the archive "
-                          "staff to re-ingest the products")
-    return target
+    """The file of ``product``, checked as every product file is served
+    (``archive.products.store.locate``: never outside PRODUCTS_DIR, 410 if it is gone).
+    A file changed since ingest is read anyway: the reader says if it cannot be read
+    (a truncated file), which tells the student more than "changed"."""
+    row = {name: product.row[name] for name in store.PRODUCT_COLUMNS}
+    return Path(store.locate(products_dir, store.Product(**row), unchanged=False).real_path)
 
 
 def check_lightcurve(product: Product) -> None:

@@ -136,10 +136,11 @@ def _outside(product: Product) -> NotFoundFault:
                          "to a place outside the products directory")
 
 
-def locate(products_dir: str, product: Product) -> OnDisk:
+def locate(products_dir: str, product: Product, *, unchanged: bool = True) -> OnDisk:
     """The product's file, checked: inside PRODUCTS_DIR once resolved (else 404), on
-    disk and a regular file (else 410), of the recorded size and modification time
-    (else 409)."""
+    disk and a regular file (else 410), and with ``unchanged`` of the recorded size and
+    modification time (else 409). Readers that check the content themselves (the
+    light-curve reader says when a file cannot be read) pass ``unchanged=False``."""
     base = os.path.realpath(products_dir)
     real = os.path.realpath(os.path.join(base, product.path))
     if not _inside(base, real):
@@ -148,7 +149,10 @@ def locate(products_dir: str, product: Product) -> OnDisk:
         st = os.stat(real)
     except FileNotFoundError:
         raise _gone(product) from None
-    _check(product, st)
+    if unchanged:
+        _check(product, st)
+    elif not stat.S_ISREG(st.st_mode):
+        raise _gone(product)
     return OnDisk(real, st.st_size, st.st_mtime_ns)
 
 
