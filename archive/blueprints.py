@@ -7,9 +7,11 @@ __all__ = ["register_blueprints"]
 def register_blueprints(app) -> None:
     """The pages for people, TAP (/tap), Simple Cone Search (/scs), DataLink (/datalink),
     products (/products), light curves (/lightcurves), catalogue pages (/catalogues) and
-    the name resolver (/resolve)."""
+    the name resolver (/resolve) and the
+    web cross-match (/crossmatch)."""
     from .catalogues.views import bp as catalogues_bp
     from .conesearch.views import bp as conesearch_bp
+    from .crossmatch.views import bp as crossmatch_bp
     from .datalink.views import bp as datalink_bp
     from .lightcurves.views import bp as lightcurves_bp
     from .products.views import bp as products_bp
@@ -17,5 +19,5 @@ def register_blueprints(app) -> None:
     from .tap.views import bp as tap_bp
     from .web.views import bp as web_bp
     for bp in (web_bp, tap_bp, conesearch_bp, datalink_bp, products_bp, lightcurves_bp,
-               catalogues_bp, resolver_bp):
+               catalogues_bp, resolver_bp, crossmatch_bp):
         app.register_blueprint(bp)

@@ -61,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "SIMBAD_URL": "https://simbad.cds.unistra.fr/simbad/sim-tap",
     "SIMBAD_TIMEOUT": 3.0,                # seconds (connect and read) for Simbad
     "RESOLVER_MISS_TTL": 3600,            # seconds an unknown name stays cached as unknown
+    # web cross-match (/crossmatch)
+    "CROSSMATCH_MAX_RADIUS_ARCSEC": 600.0,   # largest match radius
+    "CROSSMATCH_MAX_LINES": 1000,            # pasted lines at most (each may ask Simbad)
+    "CROSSMATCH_HTML_ROWS": 2000,            # rows the HTML page shows; downloads: TAP_HARD_MAXREC
 }
 
 
