@@ -30,8 +30,9 @@ from werkzeug.exceptions import HTTPException
 from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault
 from .params import Params
 
-__all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "xml_response", "text_response",
-           "availability_response", "wants_html", "vo_errors", "html_error", "install"]
+__all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "query_form_link",
+           "xml_response", "text_response", "availability_response", "wants_html",
+           "vo_errors", "html_error", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +170,10 @@ def _back_link() -> tuple[str, str]:
 FORM_LINK_MAX = 3000
 
 
-def _form_link() -> str | None:
-    """For a failed TAP query: the ADQL form at /tap filled with the query, its MAXREC
-    and RESPONSEFORMAT (None for other requests, or a query too long for a URL)."""
+def query_form_link() -> str | None:
+    """For a TAP query (failed, or shown as an HTML table): the ADQL form at /tap
+    filled with the query, its MAXREC and RESPONSEFORMAT (None for other requests,
+    or a query too long for a URL)."""
     if _blueprint() != "tap":
         return None
     try:
@@ -193,7 +195,7 @@ def html_error(fault: ArchiveFault) -> Response:
     """The error page for people, in the site's layout."""
     url, label = _back_link()
     body = render_template("errors/error.html", fault=fault, back_url=url, back_label=label,
-                           form_url=_form_link())
+                           form_url=query_form_link())
     return Response(body, status=fault.status, content_type="text/html; charset=utf-8")
 
 

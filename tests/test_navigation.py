@@ -255,6 +255,31 @@ def test_every_example_runs_in_one_click(client):
                         .group(1)) == ex.query
 
 
+def test_result_page_leads_home_and_back_to_the_form(client):
+    query = "SELECT TOP 2 extras_id FROM extras.aperiodic ORDER BY extras_id"
+    page = client.get("/tap/sync", query_string={
+        "LANG": "ADQL", "QUERY": query, "MAXREC": "4", "RESPONSEFORMAT": "html"}) \
+        .get_data(as_text=True)
+    nav = {text: unescape(href) for href, text, region in links_of(page) if region == "nav"}
+    assert nav["Home"] == "http://localhost/" and nav["ADQL form"] == "http://localhost/tap"
+    form = _form(client.get(_local(nav["Edit this query in the form"])).get_data(as_text=True))
+    assert unescape(re.search(r"<textarea[^>]*>(.*?)</textarea>", form, re.S)
+                    .group(1)) == query
+    assert 'name="MAXREC" value="4"' in form
+    # other formats are unchanged: no page navigation in a CSV
+    csv = client.get("/tap/sync", query_string={"LANG": "ADQL", "QUERY": query,
+                                                "RESPONSEFORMAT": "csv"}).get_data(as_text=True)
+    assert csv.splitlines()[0] == "extras_id"
+
+
+def test_examples_document_leads_home_and_to_the_form(client):
+    import xml.etree.ElementTree as ET
+    response = client.get("/tap/examples")
+    root = ET.fromstring(response.data)                 # still well-formed XHTML
+    hrefs = [a.get("href") for a in root.iter("{http://www.w3.org/1999/xhtml}a")]
+    assert "http://localhost/" in hrefs and "http://localhost/tap#examples" in hrefs
+
+
 # -- ADQL errors: in the page, with the position and the way back ------------------------
 
 def _form_link(page: str) -> str | None:

@@ -14,7 +14,7 @@ from ...datalink.descriptor import add_descriptors
 from ...db import get_db
 from ...errors import NotFoundFault
 from ...formats import all_formats
-from ...http import Routes, base_url, request_params
+from ...http import Routes, base_url, query_form_link, request_params
 from ...web.sources import page_links
 from ..examples import EXAMPLES
 from ..run import parse_request, run_query
@@ -71,6 +71,9 @@ def sync():
     options = {}
     if fmt.key == "html":               # result rows lead to their detection/source pages
         options["links"] = page_links(result.columns, base_url())
+        form = query_form_link()
+        options["nav"] = [("Home", base_url("/")), ("ADQL form", base_url("/tap"))] + \
+            ([("Edit this query in the form", form)] if form else [])
     # a generator: rows are encoded and sent as they come, never held in memory
     return Response(fmt.render(result, **options), status=200,
                     content_type=fmt.content_type(tap_request.format_requested),
