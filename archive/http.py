@@ -21,7 +21,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, render_template, request
@@ -30,8 +30,9 @@ from werkzeug.exceptions import HTTPException
 from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault
 from .params import Params
 
-__all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "xml_response", "text_response",
-           "availability_response", "wants_html", "vo_errors", "html_error", "install"]
+__all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "query_form_link",
+           "xml_response", "text_response", "availability_response", "wants_html",
+           "vo_errors", "html_error", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +166,36 @@ def _back_link() -> tuple[str, str]:
     return base_url("/"), "Home page"
 
 
+#: Longest ADQL query the error page puts in its link back to the form (a URL).
+FORM_LINK_MAX = 3000
+
+
+def query_form_link() -> str | None:
+    """For a TAP query (failed, or shown as an HTML table): the ADQL form at /tap
+    filled with the query, its MAXREC and RESPONSEFORMAT (None for other requests,
+    or a query too long for a URL)."""
+    if _blueprint() != "tap":
+        return None
+    try:
+        params = request_params()
+        query = params.getlist("QUERY")
+    except HTTPException:           # the body is what failed: no query to give back
+        return None
+    if len(query) != 1 or not query[0].strip() or len(query[0]) > FORM_LINK_MAX:
+        return None
+    kept = {"QUERY": query[0]}
+    for name in ("MAXREC", "RESPONSEFORMAT"):
+        values = params.getlist(name)
+        if len(values) == 1:
+            kept[name] = values[0]
+    return base_url("/tap") + "?" + urlencode(kept)
+
+
 def html_error(fault: ArchiveFault) -> Response:
     """The error page for people, in the site's layout."""
     url, label = _back_link()
-    body = render_template("errors/error.html", fault=fault, back_url=url, back_label=label)
+    body = render_template("errors/error.html", fault=fault, back_url=url, back_label=label,
+                           form_url=query_form_link())
     return Response(body, status=fault.status, content_type="text/html; charset=utf-8")
 
 

@@ -5,6 +5,8 @@ context, its own inline style). Nulls are empty cells; an error while streaming
 closes the table and ends the page with the message. ``links`` ({column index: URL
 prefix}) makes the cells of those columns links (the value URL-quoted after the
 prefix): the views use it to lead from a result row to its detection or source page.
+``nav`` ((label, URL) pairs) puts links above the table: the way home and back to the
+form that made the query.
 """
 from __future__ import annotations
 
@@ -19,16 +21,17 @@ __all__ = ["render_html"]
 
 
 def render_html(result, *, title: str = "Query result", errors: str = "document",
-                links: dict[int, str] | None = None, **_options) -> Iterator[bytes]:
+                links: dict[int, str] | None = None,
+                nav: list[tuple[str, str]] | None = None, **_options) -> Iterator[bytes]:
     """Stream ``result`` as an HTML page titled ``title``."""
     layouts = layouts_for(result.columns)
     prefixes = [(links or {}).get(i) for i in range(len(result.columns))]
-    return _generate(result, layouts, title, errors, prefixes)
+    return _generate(result, layouts, title, errors, prefixes, list(nav or ()))
 
 
-def _generate(result, layouts, title, errors, prefixes):
+def _generate(result, layouts, title, errors, prefixes, nav):
     tpl = macros("table.html")
-    yield str(tpl.head(title, result.columns, list(result.infos))).encode("utf-8")
+    yield str(tpl.head(title, result.columns, list(result.infos), nav)).encode("utf-8")
     stream = GuardedStream(result, layouts, "HTML")
     yield from stream.encoded(lambda _n, cols: str(
         tpl.rows(zip(*column_texts(cols, layouts)), prefixes)).encode("utf-8"))

@@ -8,10 +8,31 @@ from flask import Blueprint, current_app, render_template, request
 
 import datamodel
 from ..db import catalogue_tables, get_db
+from ..conesearch.search import ALL as CONE_ALL
 from ..errors import NotFoundFault
+from ..http import base_url
 from .sources import columns_for, find_detection, find_source, outside_links, product_groups
 
 bp = Blueprint("web", __name__)
+
+#: The documentation: markdown files in the repository's docs/ directory (not served
+#: by the archive), each with what it covers; tests/test_navigation.py checks each exists.
+DOCS: tuple[tuple[str, str], ...] = (
+    ("web.md", "the pages for people: search forms, catalogue, detection and source pages"),
+    ("tap.md", "the TAP service: endpoints, parameters, limits"),
+    ("adql.md", "the ADQL dialect: geometry, functions, what is translated how"),
+    ("async.md", "asynchronous TAP jobs (UWS)"),
+    ("conesearch.md", "Simple Cone Search per catalogue"),
+    ("datalink.md", "DataLink: from a catalogue row to its products"),
+    ("obscore.md", "ObsCore: the light curves in ivoa.obscore"),
+    ("products.md", "the product files and bulk downloads"),
+    ("lightcurves.md", "light-curve previews and their JSON"),
+    ("resolver.md", "name resolution (/resolve)"),
+    ("formats.md", "output formats"),
+    ("ingest.md", "building an archive: ingest commands"),
+    ("deploy.md", "running the server: settings, gunicorn"),
+    ("architecture.md", "the code's layers"),
+)
 
 
 def catalogue_counts(engine) -> list[dict]:
@@ -56,7 +77,8 @@ def _filesize(size: int) -> str:
 @bp.route("/")
 def index():
     db = get_db()
-    return render_template("web/index.html", catalogues=catalogue_counts(db.readonly))
+    return render_template("web/index.html", catalogues=catalogue_counts(db.readonly),
+                           base=base_url(), docs=DOCS, all_cones=CONE_ALL)
 
 
 @bp.route("/detections/<extras_id>")

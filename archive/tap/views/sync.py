@@ -14,8 +14,9 @@ from ...datalink.descriptor import add_descriptors
 from ...db import get_db
 from ...errors import NotFoundFault
 from ...formats import all_formats
-from ...http import Routes, base_url, request_params
+from ...http import Routes, base_url, query_form_link, request_params
 from ...web.sources import page_links
+from ..examples import EXAMPLES
 from ..run import parse_request, run_query
 from ..uploads import sync_uploads
 
@@ -29,14 +30,28 @@ def tap_base_url() -> str:
     return base_url("/tap")
 
 
+#: The query the form shows when it is opened without one.
+DEFAULT_QUERY = ("SELECT TOP 10 extras_id, ra, dec, ub_lc500_co_pval FROM extras.aperiodic "
+                 "ORDER BY ub_lc500_co_pval")
+
+
 @routes.route("", strict_slashes=False)
 def index():
-    """A page for people: what the endpoints are, and a small query form."""
+    """A page for people: what the endpoints are, and the ADQL form, filled from
+    QUERY, MAXREC and RESPONSEFORMAT of the URL (the error page's way back, an
+    example's "edit" link), with the examples one click away."""
     config = current_app.config
+    params = request_params()
+    formats = all_formats()
+    fmt = str(params.first("RESPONSEFORMAT", "FORMAT", default="html") or "html").lower()
     return render_template(
-        "tap/index.html", base=tap_base_url(), formats=all_formats(),
+        "tap/index.html", base=tap_base_url(), formats=formats,
         tables=published_tables(), default_maxrec=config["TAP_DEFAULT_MAXREC"],
-        hard_maxrec=config["TAP_HARD_MAXREC"], catalogues=datamodel.TABLES)
+        hard_maxrec=config["TAP_HARD_MAXREC"], catalogues=datamodel.TABLES,
+        query=params.get("QUERY") or DEFAULT_QUERY,
+        maxrec=params.get("MAXREC") or config["TAP_DEFAULT_MAXREC"],
+        format=fmt if fmt in {f.key for f in formats} else "html",
+        examples=EXAMPLES)
 
 
 @routes.route("/sync", methods=["GET", "POST"])
@@ -56,6 +71,9 @@ def sync():
     options = {}
     if fmt.key == "html":               # result rows lead to their detection/source pages
         options["links"] = page_links(result.columns, base_url())
+        form = query_form_link()
+        options["nav"] = [("Home", base_url("/")), ("ADQL form", base_url("/tap"))] + \
+            ([("Edit this query in the form", form)] if form else [])
     # a generator: rows are encoded and sent as they come, never held in memory
     return Response(fmt.render(result, **options), status=200,
                     content_type=fmt.content_type(tap_request.format_requested),
