@@ -28,12 +28,12 @@ LAYERS = [
     (3, "ADQL", ("archive.tap.adql",)),
     (4, "services", ("archive.tap", "archive.conesearch", "archive.datalink", "ingest",
                      "archive.cli_context", "archive.lightcurves", "archive.products",
-                     "archive.catalogues", "archive.resolver")),
+                     "archive.catalogues", "archive.resolver", "archive.search")),
     (5, "HTTP edge", ("archive.http",)),
     (6, "views", ("archive.tap.views", "archive.conesearch.views", "archive.datalink.views",
                   "archive.web", "archive.blueprints", "archive", "archive.lightcurves.views",
                   "archive.products.views", "archive.catalogues.views",
-                  "archive.resolver.views")),
+                  "archive.resolver.views", "archive.search.views")),
     (7, "commands", ("archive.tap.cli", "ingest.cli", "archive.cli")),
 ]
 
@@ -42,7 +42,8 @@ LAYERS = [
 FLASK_ALLOWED = ("archive.http", "archive.tap.views", "archive.conesearch.views",
                  "archive.datalink.views", "archive.web", "archive.blueprints", "archive.db",
                  "archive.lightcurves.views", "archive.products.views",
-                 "archive.catalogues.views", "archive.resolver.views")
+                 "archive.catalogues.views", "archive.resolver.views",
+                 "archive.search.views")
 
 
 def _modules() -> dict[str, Path]:
