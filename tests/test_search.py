@@ -18,7 +18,7 @@ from astropy.io import fits
 from astropy.table import Table as AstropyTable
 
 import datamodel
-from archive.db import catalogue_tables, get_db
+from archive.db import catalogue_tables, get_db, search_cache
 from archive.sky import box_from_centre
 from tests.helpers import votable_of
 
@@ -258,9 +258,15 @@ def test_share_and_format_links(client):
     ({"sort": "_r"}, "sort", "needs a cone or box"),
     ({"bogus": "1"}, "bogus", "unknown parameter"),
 ])
-def test_bad_input(client, params, field, message):
+def test_bad_input(app, client, params, field, message):
+    def cached():
+        with app.app_context(), get_db().engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(
+                search_cache)).scalar_one()
+    before = cached()
     response = client.get(URL, query_string=params)
     page = _error_page(response)
+    assert cached() == before           # nothing written
     assert f"{field}</a>: " in page, page[:3000]
     assert message in page
     # the values given are kept in the form

@@ -135,9 +135,11 @@ class Page:
         return (self.number - 1) * self.per_page + 1
 
 
-def page(engine, search: Search, *, timeout: float) -> Page:
-    """Page ``search.page`` of the sorted result (at most ``per_page`` rows)."""
-    total = count(engine, search, timeout=timeout)
+def page(engine, search: Search, *, timeout: float, total: int | None = None) -> Page:
+    """Page ``search.page`` of the sorted result (at most ``per_page`` rows);
+    ``total``: the matching rows if already counted."""
+    if total is None:
+        total = count(engine, search, timeout=timeout)
     offset = (search.page - 1) * search.per_page
     size = max(0, min(search.per_page, search.maxrec - offset))
     columns = result_columns(search)

@@ -15,6 +15,7 @@ from ..formats import all_formats, get_format
 from ..resolver.service import resolve as resolve_name
 from ..web.sources import page_links
 from .params import (DISTANCE, ENUMS, SHAPES, UNITS, constraint_fields, parse)
+from .cache import Settings, cached_page
 from .query import page, run
 
 __all__ = ["bp"]
@@ -70,7 +71,10 @@ def search(catalogue: str):
         response.headers["Content-Disposition"] = (
             f'attachment; filename="extras-{table.name}-search.{fmt.extension}"')
         return response
-    result = page(db.readonly, found, timeout=timeout)
+    result, total = cached_page(db.engine, db.readonly, found, timeout=timeout,
+                                settings=Settings.of(config))
+    if result is None:
+        result = page(db.readonly, found, timeout=timeout, total=total)
     columns = result.columns
     table_names = {c.name for c in table.columns}
     return render_template(
