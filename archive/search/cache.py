@@ -96,13 +96,17 @@ def _decode(payload: bytes) -> pa.Table:
 
 
 def _lookup(engine, key: str) -> tuple[pa.Table, int] | None:
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         row = conn.execute(sa.select(search_cache.c.rows, search_cache.c.payload)
                            .where(search_cache.c.key == key)).first()
-        if row is None:
-            return None
-        conn.execute(search_cache.update().where(search_cache.c.key == key).values(
-            hits=search_cache.c.hits + 1, used=time.time()))
+    if row is None:
+        return None
+    try:        # the use is recorded on a best-effort basis (a busy database: skipped)
+        with engine.begin() as conn:
+            conn.execute(search_cache.update().where(search_cache.c.key == key).values(
+                hits=search_cache.c.hits + 1, used=time.time()))
+    except sa.exc.OperationalError:
+        pass
     return _decode(row.payload), int(row.rows)
 
 
