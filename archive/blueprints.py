@@ -16,8 +16,9 @@ def register_blueprints(app) -> None:
     from .lightcurves.views import bp as lightcurves_bp
     from .products.views import bp as products_bp
     from .resolver.views import bp as resolver_bp
+    from .search.views import bp as search_bp
     from .tap.views import bp as tap_bp
     from .web.views import bp as web_bp
     for bp in (web_bp, tap_bp, conesearch_bp, datalink_bp, products_bp, lightcurves_bp,
-               catalogues_bp, resolver_bp, crossmatch_bp):
+               catalogues_bp, resolver_bp, crossmatch_bp, search_bp):
         app.register_blueprint(bp)

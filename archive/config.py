@@ -32,6 +32,11 @@ DEFAULTS: dict[str, Any] = {
     "SCS_MAX_SR": 10.0,               # degrees
     "SCS_DEFAULT_MAXREC": 20000,
     "SCS_HARD_MAXREC": 1000000,       # rows a cone search returns at most, whatever MAXREC says
+    "SEARCH_DEFAULT_MAXREC": 100000,  # rows of a web form search when maxrec is not given
+    "SEARCH_HARD_MAXREC": 1000000,    # rows of a web form search at most, whatever maxrec says
+    "SEARCH_CACHE_MIN_ROWS": 1000,    # web search results cached from this many rows ...
+    "SEARCH_CACHE_MAX_ROWS": 200000,  # ... up to this many (archive/search/cache.py)
+    "SEARCH_CACHE_MAX_BYTES": 256 * 1024 * 1024,   # all cached results; 0: no cache
     # async jobs (UWS)
     "ASYNC_EXECUTION_DURATION": 3600,     # seconds, default and maximum for a job
     "ASYNC_DESTRUCTION_DAYS": 7,          # default lifetime of a job

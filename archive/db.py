@@ -18,6 +18,7 @@ from datamodel.publish import tap_schema_rows
 from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
 
 __all__ = ["metadata", "catalogue_tables", "ivoa_tables", "tap_schema_tables", "PUBLISHED", "products", "name_cache",
+           "search_cache",
            "uws_jobs", "SQL_TYPES", "SQLITE_PAGE_SIZE", "sql_type",
            "create_engine", "create_readonly_engine", "init_db", "fill_tap_schema", "table_for",
            "sqlite_authorizer", "Database", "init_app", "get_db"]
@@ -123,6 +124,19 @@ name_cache = sa.Table(
     sa.Column("source", sa.String, nullable=False),         # "simbad", "archive", "miss"
     sa.Column("resolved_name", sa.String, nullable=True),
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Results of web form searches (archive.search.cache), keyed by the normalised query;
+#: the rows of a catalogue's entries are deleted when it is ingested again.
+search_cache = sa.Table(
+    "search_cache", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),      # sha256 of the query
+    sa.Column("catalogue", sa.String, nullable=False, index=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),           # bytes of payload
+    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("used", sa.Double, nullable=False),            # time.time() of last use
+    sa.Column("payload", sa.LargeBinary, nullable=False),    # Arrow IPC stream
 )
 
 #: UWS jobs (TAP async); results and uploaded files live in DATA_DIR/jobs/<job_id>/.

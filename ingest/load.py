@@ -294,6 +294,11 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
             # leaves them to autovacuum (ANALYZE of 1,000,000 rows takes 1.3 s)
             session.execute(_pg_analyze(session, target))
         total = session.scalar(count)
+        # cached web search results of this table are out of date (archive.search.cache)
+        # (``name`` is the data model's table name: a literal is safe)
+        session.execute(str(archive_db.search_cache.delete().where(
+            archive_db.search_cache.c.catalogue == name).compile(
+                dialect=dialect, compile_kwargs={"literal_binds": True})))
         session.commit()
         if session.name == "postgresql":
             _pg_vacuum(session, target)

@@ -1,0 +1,119 @@
+"""The cache of web search results (archive/search/cache.py): pages and sorts served
+from the cache equal those the database gives, a cached result is not searched again,
+the cache stays under its size bound, and ingesting a catalogue again empties its
+entries. SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from archive.db import get_db, search_cache
+
+URL = "/search/aperiodic"
+
+
+def _ids(client, **params) -> list[str]:
+    response = client.get(URL, query_string=params)
+    assert response.status_code == 200, response.get_data(as_text=True)[:1000]
+    page = response.get_data(as_text=True)
+    return re.findall(r'<a href="/detections/([^"]+)">', page), page
+
+
+def _entries(app) -> list:
+    with app.app_context(), get_db().engine.connect() as conn:
+        return conn.execute(sa.select(search_cache.c.key, search_cache.c.catalogue,
+                                      search_cache.c.rows, search_cache.c.hits,
+                                      search_cache.c.size)).all()
+
+
+@pytest.fixture
+def cache_on(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SEARCH_CACHE_MIN_ROWS", 1)
+    with app.app_context(), get_db().engine.begin() as conn:
+        conn.execute(search_cache.delete())
+    return app
+
+
+@pytest.mark.parametrize("sort", ["ub_lc500_ave", "fvar", "obs_id", "srcid", "_r"])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_cached_pages_equal_database_pages(client, cache_on, monkeypatch, sort, order):
+    params = {"sort": sort, "order": order, "page": "3", "per_page": "40", "verb": "3",
+              "radius": "10", "unit": "deg"}
+    if sort == "_r":
+        # a position of the demo archive: the first aperiodic row's
+        with cache_on.app_context(), get_db().engine.connect() as conn:
+            first = conn.execute(sa.text("SELECT extras_id FROM aperiodic ORDER BY extras_id"
+                                         " LIMIT 1")).scalar_one()
+        params["pos"] = first
+    cached, cached_page = _ids(client, **params)
+    assert len(_entries(cache_on)) == 1
+    again, again_page = _ids(client, **params)
+    assert _entries(cache_on)[0].hits == 1
+    monkeypatch.setitem(cache_on.config, "SEARCH_CACHE_MAX_BYTES", 0)
+    direct, direct_page = _ids(client, **params)
+    assert len(direct) == 40
+    assert cached == again == direct
+    # the whole table body (every value as printed) is the same
+    body = re.compile(r"<tbody>.*</tbody>", re.S)
+    assert body.search(cached_page).group(0) == body.search(direct_page).group(0)
+
+
+def test_cached_result_is_not_searched_again(client, cache_on):
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "aperiodic" in statement.lower():
+            statements.append(statement)
+
+    with cache_on.app_context():
+        readonly = get_db().readonly
+    sa.event.listen(readonly, "before_cursor_execute", record)
+    try:
+        first, _ = _ids(client, camera="PN", sort="fvar", per_page="20")
+        assert statements, "the first request searches the database"
+        statements.clear()
+        for params in ({"page": "2"}, {"sort": "ontime", "order": "desc"},
+                       {"col": ["extras_id", "fvar"]}):
+            _ids(client, **{"camera": "PN", "sort": "fvar", "per_page": "20", **params})
+        assert statements == []
+    finally:
+        sa.event.remove(readonly, "before_cursor_execute", record)
+    (entry,) = _entries(cache_on)
+    assert entry.hits == 3 and entry.catalogue == "aperiodic"
+
+
+def test_small_results_and_size_bound(client, cache_on, monkeypatch):
+    monkeypatch.setitem(cache_on.config, "SEARCH_CACHE_MIN_ROWS", 500)
+    _ids(client, camera="PN", **{"src_num.max": "1"})      # a few rows: not cached
+    assert _entries(cache_on) == []
+    monkeypatch.setitem(cache_on.config, "SEARCH_CACHE_MIN_ROWS", 1)
+    _ids(client, camera="PN")
+    (one,) = _entries(cache_on)
+    # room for one entry only: the least recently used goes
+    monkeypatch.setitem(cache_on.config, "SEARCH_CACHE_MAX_BYTES", int(one.size * 1.5))
+    _ids(client, camera="M1")
+    entries = _entries(cache_on)
+    assert len(entries) == 1 and entries[0].key != one.key
+
+
+def test_ingest_empties_the_cache(empty_config):
+    from archive import create_app
+    from ingest.demo import build_demo
+    build_demo(empty_config, rows=200, seed=1, workers=1, products=False)
+    app = create_app({**empty_config, "TESTING": True, "SEARCH_CACHE_MIN_ROWS": 1})
+    try:
+        client = app.test_client()
+        before, _ = _ids(client, sort="ub_lc500_ave")
+        assert [e.catalogue for e in _entries(app)] == ["aperiodic"]
+        build_demo(empty_config, rows=300, seed=2, workers=1, products=False)
+        assert _entries(app) == []
+        after, page = _ids(client, sort="ub_lc500_ave")
+        assert after != before
+        with app.app_context(), get_db().engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT count(*) FROM aperiodic")).scalar_one()
+        assert f'data-rows="{rows}"' in page
+    finally:
+        with app.app_context():
+            get_db().dispose()
