@@ -12,9 +12,11 @@ import datamodel
 from ..db import get_db
 from ..errors import NotFoundFault
 from ..formats import all_formats, get_format
+from ..http import base_url
 from ..resolver.service import resolve as resolve_name
 from ..web.sources import page_links
 from .params import (DISTANCE, ENUMS, SHAPES, UNITS, constraint_fields, parse)
+from .apicode import adql, curl_command, python_code
 from .cache import Settings, cached_page
 from .query import page, run
 
@@ -85,4 +87,6 @@ def search(catalogue: str):
                   for name, _kind in constraint_fields(table.column(c.name))},
         enums=ENUMS,
         formats=[f for f in all_formats() if f.key != "html"],
-        share=_link(), form_url=_link(format=None, page=None))
+        share=_link(), form_url=_link(format=None, page=None),
+        api={"adql": adql(found), "python": python_code(found, base_url()),
+             "curl": curl_command(_link(format="csv", page=None), table)})
