@@ -26,7 +26,7 @@ from archive.web.views import DOCS
 
 NAVIGATE = {"Sec-Fetch-Mode": "navigate"}
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
-HEADER_LINKS = {"Home": "/", "Catalogues": "/catalogues", "Search": "/#search",
+HEADER_LINKS = {"Home": "/", "Catalogues": "/catalogues", "Search": "/search",
                 "Cross-match": "/crossmatch", "ADQL/TAP": "/tap"}
 #: Paths linked to that other parts of issue 11 build (followed once their route exists).
 PENDING = {"/crossmatch"} | {f"/search/{t.name}" for t in datamodel.positional_tables()}

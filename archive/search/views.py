@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 import datamodel
 from ..db import get_db
@@ -18,6 +18,7 @@ from ..web.sources import page_links
 from .params import (DISTANCE, ENUMS, SHAPES, UNITS, constraint_fields, parse)
 from .apicode import adql, curl_command, python_code
 from .cache import Settings, cached_page
+from .combined import FIRST_ROWS, combined, parse_combined
 from .query import page, run
 
 __all__ = ["bp"]
@@ -50,6 +51,34 @@ def _form(table, search=None, status=200):
         shapes=SHAPES, units=UNITS,
         formats=[f for f in all_formats() if f.key != "html"])
     return Response(body, status=status, content_type="text/html; charset=utf-8")
+
+
+def _combined_form(search=None, status=200, result=None):
+    body = render_template(
+        "search/combined.html", search=search, result=result, units=UNITS,
+        values=search.values if search else {}, errors=search.errors if search else {},
+        catalogues=[t for t in datamodel.TABLES.values()], first=FIRST_ROWS,
+        links=page_links, full=lambda name: url_for(
+            "search.search", catalogue=name,
+            **{k: v for k, v in search.values.items() if v is not None}))
+    return Response(body, status=status, content_type="text/html; charset=utf-8")
+
+
+@bp.route("/search")
+def combined_search():
+    """The combined search: one cone in every positional catalogue, and the 3XMM
+    sources found in it; without parameters its form and the per-catalogue forms."""
+    if not request.args:
+        return _combined_form()
+    db = get_db()
+    config = current_app.config
+    found = parse_combined(request.args, config,
+                           lambda text: resolve_name(db.engine, db.readonly, text, config),
+                           get_format)
+    if found.errors:
+        return _combined_form(found, 400)
+    result = combined(db.readonly, found, timeout=float(config["QUERY_TIMEOUT"]))
+    return _combined_form(found, 200, result)
 
 
 @bp.route("/search/<catalogue>")
