@@ -42,6 +42,16 @@ def run_cli(config: dict, *args: str):
                                   catch_exceptions=False)
 
 
+def fetch_all(config: dict, stmt) -> list:
+    """Every row ``stmt`` selects in the archive ``config`` names."""
+    db = Database(config["DATABASE_URL"])
+    try:
+        with db.engine.connect() as conn:
+            return conn.execute(stmt).all()
+    finally:
+        db.dispose()
+
+
 def snapshot(config: dict, table: str = "aperiodic") -> list[tuple]:
     """Every row of a table (catalogue name or 'products'), sorted: for equality checks."""
     db = Database(config["DATABASE_URL"])

@@ -233,6 +233,12 @@ def test_unknown_catalogue_is_a_404_page(client, path):
     assert "<html" in page
 
 
+def test_unknown_coverage_file_is_a_404_naming_the_files(client):
+    response = client.get("/catalogues/aperiodic/moc.txt")
+    assert response.status_code == 404
+    assert "moc.fits, moc.json, moc.png" in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("query", ["", "?format=csv", "?format=", "?format=fits%00"])
 def test_unknown_format_is_a_400_naming_the_accepted_ones(client, query):
     response = client.get(f"/catalogues/aperiodic/download{query}",

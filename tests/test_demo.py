@@ -9,19 +9,10 @@ from astropy.io import fits
 
 import datamodel
 from archive.config import load_config
-from archive.db import Database, catalogue_tables, products
+from archive.db import catalogue_tables, products
 from conftest import new_database_url
 from ingest.demo import build_demo
-from ingest_helpers import run_cli, snapshot
-
-
-def _select(config, stmt):
-    db = Database(config["DATABASE_URL"])
-    try:
-        with db.engine.connect() as conn:
-            return conn.execute(stmt).all()
-    finally:
-        db.dispose()
+from ingest_helpers import fetch_all, run_cli, snapshot
 
 
 def test_same_seed_same_archive(empty_config, backend, tmp_path):
@@ -44,7 +35,7 @@ def test_demo_command(empty_config):
                      "--rows", "400", "--seed", "3", "--no-previews", "--workers", "1")
     assert result.exit_code == 0, result.output
     assert "aperiodic: 400 rows" in result.output
-    rows = _select(empty_config, sa.select(sa.func.count()).select_from(products))
+    rows = fetch_all(empty_config, sa.select(sa.func.count()).select_from(products))
     assert rows[0][0] > 0
     assert not [p for p in Path(empty_config["PRODUCTS_DIR"]).rglob("*.png")
                 if not p.name.startswith("qlimg")]
@@ -55,32 +46,32 @@ def test_all_tables_filled_and_consistent(demo_archive):
     ap, per, lt, pts, cls, tr = (catalogue_tables[n] for n in (
         "aperiodic", "periodic", "longterm", "longterm_points", "classification",
         "transients"))
-    counts = {n: _select(cfg, sa.select(sa.func.count()).select_from(t))[0][0]
+    counts = {n: fetch_all(cfg, sa.select(sa.func.count()).select_from(t))[0][0]
               for n, t in catalogue_tables.items()}
     assert counts["aperiodic"] == 3000
     assert all(c > 0 for c in counts.values()), counts
     # periodic rows are detections of aperiodic rows, same source and position
-    orphans = _select(cfg, sa.select(sa.func.count()).select_from(per).where(~sa.exists().where(
+    orphans = fetch_all(cfg, sa.select(sa.func.count()).select_from(per).where(~sa.exists().where(
         sa.and_(ap.c.extras_id == per.c.extras_id, ap.c.srcid == per.c.srcid,
                 ap.c.ra == per.c.ra))))
     assert orphans[0][0] == 0
     # classification covers every source of the aperiodic catalogue
-    missing = _select(cfg, sa.select(sa.func.count(sa.distinct(ap.c.srcid))).where(
+    missing = fetch_all(cfg, sa.select(sa.func.count(sa.distinct(ap.c.srcid))).where(
         ~sa.exists().where(cls.c.srcid == ap.c.srcid)))
     assert missing[0][0] == 0
     # long-term: sources with several observations, each with its points
-    per_src = dict(_select(cfg, sa.select(pts.c.srcid, sa.func.count()).group_by(pts.c.srcid)))
-    for srcid, n_obs in _select(cfg, sa.select(lt.c.srcid, lt.c.n_obs)):
+    per_src = dict(fetch_all(cfg, sa.select(pts.c.srcid, sa.func.count()).group_by(pts.c.srcid)))
+    for srcid, n_obs in fetch_all(cfg, sa.select(lt.c.srcid, lt.c.n_obs)):
         assert n_obs >= 2 and per_src[srcid] == n_obs
-    assert set(per_src) <= {r[0] for r in _select(cfg, sa.select(lt.c.srcid))}
-    cams = {r[0] for r in _select(cfg, sa.select(ap.c.camera).distinct())}
+    assert set(per_src) <= {r[0] for r in fetch_all(cfg, sa.select(lt.c.srcid))}
+    cams = {r[0] for r in fetch_all(cfg, sa.select(ap.c.camera).distinct())}
     assert cams == {"PN", "M1", "M2"}
-    assert _select(cfg, sa.select(sa.func.count()).select_from(tr))[0][0] >= 10
+    assert fetch_all(cfg, sa.select(sa.func.count()).select_from(tr))[0][0] >= 10
 
 
 def test_sources_sit_in_fields_including_the_hard_cases(demo_archive):
     ap = catalogue_tables["aperiodic"]
-    rows = _select(demo_archive, sa.select(ap.c.ra, ap.c.dec, ap.c.obs_id))
+    rows = fetch_all(demo_archive, sa.select(ap.c.ra, ap.c.dec, ap.c.obs_id))
     ra = np.array([r[0] for r in rows])
     dec = np.array([r[1] for r in rows])
     assert (dec > 89.5).any() and (dec < -89.5).any()
@@ -99,7 +90,7 @@ def test_sources_sit_in_fields_including_the_hard_cases(demo_archive):
 
 def test_value_distributions_and_injected_events(demo_archive):
     ap = catalogue_tables["aperiodic"]
-    rows = _select(demo_archive, sa.select(ap.c.ub_lc500_co_pval, ap.c.bb_lc_nblocks,
+    rows = fetch_all(demo_archive, sa.select(ap.c.ub_lc500_co_pval, ap.c.bb_lc_nblocks,
                                            ap.c.ub_lc500_ave, ap.c.sum_flag))
     p = np.array([r[0] for r in rows])
     nblocks = np.array([r[1] for r in rows])
@@ -120,7 +111,7 @@ def test_value_distributions_and_injected_events(demo_archive):
 def test_flare_is_visible_in_the_light_curve_and_the_statistics(demo_archive):
     ap = catalogue_tables["aperiodic"]
     base = Path(demo_archive["PRODUCTS_DIR"])
-    rows = _select(demo_archive, sa.select(products.c.path, ap.c.ub_lc500_skew,
+    rows = fetch_all(demo_archive, sa.select(products.c.path, ap.c.ub_lc500_skew,
                                            ap.c.ub_lc500_co_pval, ap.c.bb_lc_nblocks).join(
         ap, ap.c.extras_id == products.c.extras_id).where(
         products.c.product_type == "ublc_500s", ap.c.ub_lc500_skew > 1.5,
@@ -137,12 +128,12 @@ def test_flare_is_visible_in_the_light_curve_and_the_statistics(demo_archive):
 
 def test_light_curve_products_follow_xmm_conventions(demo_archive):
     base = Path(demo_archive["PRODUCTS_DIR"])
-    rows = _select(demo_archive, sa.select(products.c.path, products.c.product_type,
+    rows = fetch_all(demo_archive, sa.select(products.c.path, products.c.product_type,
                                            products.c.extras_id).where(
         products.c.category == "lightcurve"))
     assert rows
     ap = catalogue_tables["aperiodic"]
-    ids = {r[0] for r in _select(demo_archive, sa.select(ap.c.extras_id))}
+    ids = {r[0] for r in fetch_all(demo_archive, sa.select(ap.c.extras_id))}
     for path, ptype, xid in rows[:60]:
         assert xid in ids
         with fits.open(base / path) as hdul:
@@ -161,6 +152,6 @@ def test_light_curve_products_follow_xmm_conventions(demo_archive):
                 t = hdu.data["TIME"]
                 assert h["TSTART"] <= t.min() and t.max() <= h["TSTOP"]
     previewable = [r for r in rows if datamodel.PRODUCT_TYPES[r[1]].previewable]
-    pngs = {r[0] for r in _select(demo_archive, sa.select(products.c.preview_of).where(
+    pngs = {r[0] for r in fetch_all(demo_archive, sa.select(products.c.preview_of).where(
         products.c.product_type == "preview"))}
     assert {r[0] for r in previewable} == pngs

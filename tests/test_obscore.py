@@ -23,24 +23,15 @@ from ingest.errors import IngestError
 from ingest.lightcurves import INSTRUME, write_products
 from ingest.obscore import access_url, publisher_did, wavelength_range
 from ingest.products import ingest_products
-from ingest_helpers import file_table, run_cli, synthetic, write
+from ingest_helpers import fetch_all, file_table, run_cli, synthetic, write
 
 OBSCORE_T = ivoa_tables["obscore"]
 DESCRIBED = {"bblc", "bglc_500s", "hrlc_500s", *(k for k in datamodel.PRODUCT_TYPES
                                                  if k.startswith("ublc_"))}
 
 
-def _read(config, stmt):
-    db = Database(config["DATABASE_URL"])
-    try:
-        with db.engine.connect() as conn:
-            return conn.execute(stmt).all()
-    finally:
-        db.dispose()
-
-
 def _obscore(config) -> dict:
-    return {r.obs_publisher_did: r for r in _read(config, sa.select(OBSCORE_T))}
+    return {r.obs_publisher_did: r for r in fetch_all(config, sa.select(OBSCORE_T))}
 
 
 def _votable_rows(response) -> list[dict]:
@@ -52,7 +43,7 @@ def _votable_rows(response) -> list[dict]:
 # -- the rows of the demo archive ---------------------------------------------------
 
 def test_every_time_series_has_one_row_and_nothing_else(demo_archive):
-    prods = _read(demo_archive, sa.select(products))
+    prods = fetch_all(demo_archive, sa.select(products))
     rows = _obscore(demo_archive)
     authority = demo_archive["IVOID_AUTHORITY"]
     expected = {publisher_did(authority, p.path) for p in prods if p.product_type in DESCRIBED}
@@ -65,9 +56,9 @@ def test_every_time_series_has_one_row_and_nothing_else(demo_archive):
 
 
 def test_values_match_products_catalogue_and_fits_headers(demo_archive):
-    prods = {p.path: p for p in _read(demo_archive, sa.select(products))}
+    prods = {p.path: p for p in fetch_all(demo_archive, sa.select(products))}
     ap = catalogue_tables["aperiodic"]
-    detections = {r.extras_id: r for r in _read(demo_archive, sa.select(ap))}
+    detections = {r.extras_id: r for r in fetch_all(demo_archive, sa.select(ap))}
     base = Path(demo_archive["PRODUCTS_DIR"])
     rows = _obscore(demo_archive)
     assert len(rows) > 100
@@ -328,7 +319,7 @@ def test_bad_authority_is_refused_before_anything_is_written(small, authority):
     config, _ = small
     with pytest.raises(IngestError, match="IVOID_AUTHORITY"):
         _ingest({**config, "IVOID_AUTHORITY": authority})
-    assert _read(config, sa.select(sa.func.count()).select_from(products))[0][0] == 0
+    assert fetch_all(config, sa.select(sa.func.count()).select_from(products))[0][0] == 0
     assert _obscore(config) == {}
 
 

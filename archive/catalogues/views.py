@@ -72,25 +72,21 @@ def catalogue(name: str):
                            formats=DOWNLOAD_FORMATS)
 
 
-@bp.route("/<name>/moc.fits")
-def moc_fits(name: str):
+#: The sky coverage files: extension -> (attribute of the coverage, MIME type).
+MOC_FILES = {"fits": ("fits", "application/fits"), "json": ("json", "application/json"),
+             "png": ("png", "image/png")}
+
+
+@bp.route("/<name>/moc.<ext>")
+def moc(name: str, ext: str):
+    """The catalogue's MOC as FITS or JSON, or its all-sky picture."""
+    if ext not in MOC_FILES:
+        raise NotFoundFault(f"there is no moc.{ext}; the coverage is served as "
+                            + ", ".join(f"moc.{e}" for e in MOC_FILES))
     found = _positional(_catalogue(name))
-    return send_file(found.fits, mimetype="application/fits", conditional=True,
-                     download_name=f"extras-{name}-moc.fits")
-
-
-@bp.route("/<name>/moc.json")
-def moc_json(name: str):
-    found = _positional(_catalogue(name))
-    return send_file(found.json, mimetype="application/json", conditional=True,
-                     download_name=f"extras-{name}-moc.json")
-
-
-@bp.route("/<name>/moc.png")
-def moc_png(name: str):
-    found = _positional(_catalogue(name))
-    return send_file(found.png, mimetype="image/png", conditional=True,
-                     download_name=f"extras-{name}-moc.png")
+    attribute, mime = MOC_FILES[ext]
+    return send_file(getattr(found, attribute), mimetype=mime, conditional=True,
+                     download_name=f"extras-{name}-moc.{ext}")
 
 
 @bp.route("/<name>/download")
