@@ -110,3 +110,29 @@ def cli_group() -> click.Group:
     """The ``extras-archive`` click group with all its sub-commands."""
     from archive.cli import cli
     return cli
+
+
+# -- a real browser ---------------------------------------------------------------------
+
+def follow(browser, element, timeout: float = 10) -> None:
+    """Click ``element`` (a link or a submit button) and wait until the page it loads
+    has replaced the current one: WebDriver's click returns once the click is sent, so a
+    test reading the page straight after it may still read the old page."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = browser.find_element("tag name", "html")
+    element.click()
+    wait = WebDriverWait(browser, timeout)
+    wait.until(expected_conditions.staleness_of(old))
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
+def go_back(browser, timeout: float = 10) -> None:
+    """``browser.back()``, waiting until the previous page has replaced the current one."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = browser.find_element("tag name", "html")
+    browser.back()
+    wait = WebDriverWait(browser, timeout)
+    wait.until(expected_conditions.staleness_of(old))
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import follow
+
 pytestmark = pytest.mark.e2e
 
 
@@ -19,7 +21,7 @@ def test_tap_form_error_is_a_page_in_the_site_layout(browser, live_server):
     query = browser.find_element(By.NAME, "QUERY")
     query.clear()
     query.send_keys("SELECT TOP 5 ra, dec FROM extras.aperiodc")
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     title = browser.find_element(By.ID, "error-title")
     assert title.text == "The request cannot be answered"
     message = browser.find_element(By.CSS_SELECTOR, "section.error .message").text
@@ -27,7 +29,7 @@ def test_tap_form_error_is_a_page_in_the_site_layout(browser, live_server):
     assert "HTTP 400" in browser.find_element(By.CSS_SELECTOR, "section.error .status").text
     assert browser.find_element(By.CSS_SELECTOR, "header.site a.brand").is_displayed()
     back = browser.find_element(By.LINK_TEXT, "Back to the previous page")
-    back.click()
+    follow(browser, back)
     assert browser.current_url.rstrip("/").endswith("/tap")
     assert browser.find_element(By.NAME, "QUERY").is_displayed()
 
@@ -38,5 +40,5 @@ def test_unknown_url_is_a_page_in_the_site_layout(browser, live_server):
     assert browser.find_element(By.ID, "error-title").text == "Not found"
     assert "/no/such/page" in browser.find_element(
         By.CSS_SELECTOR, "section.error .message").text
-    browser.find_element(By.LINK_TEXT, "Home page").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Home page"))
     assert browser.current_url == live_server + "/"

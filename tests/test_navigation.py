@@ -23,6 +23,7 @@ from archive.db import catalogue_tables, get_db, products
 from archive.http import FORM_LINK_MAX
 from archive.tap.examples import EXAMPLES
 from archive.web.views import DOCS
+from helpers import follow
 
 NAVIGATE = {"Sec-Fetch-Mode": "navigate"}
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
@@ -384,12 +385,12 @@ def test_adql_form_error_and_back_in_a_browser(browser, live_server):
     box.clear()
     query = "SELECT TOP 5 ra, dec FROM extras.aperiodc"
     box.send_keys(query)
-    browser.find_element(By.XPATH, "//button[text()='Run']").click()
+    follow(browser, browser.find_element(By.XPATH, "//button[text()='Run']"))
     assert "/tap/sync?" in browser.current_url and "aperiodc" in browser.current_url
     message = browser.find_element(By.CSS_SELECTOR, "section.error .message").text
     assert "(line 1, column 27)" in message
-    browser.find_element(By.LINK_TEXT, "Correct the query in the form").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Correct the query in the form"))
     assert browser.find_element(By.ID, "adql-query").get_attribute("value") == query
     # an example runs in one click
-    browser.find_element(By.PARTIAL_LINK_TEXT, "Run this example").click()
+    follow(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "Run this example"))
     assert browser.find_elements(By.CSS_SELECTOR, "table tbody tr")

@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 from selenium.webdriver.support.ui import WebDriverWait
 
+from helpers import follow
+
 pytestmark = pytest.mark.e2e
 
 
@@ -44,20 +46,20 @@ def test_search_workflow(browser, live_server, demo_archive):
     radius = browser.find_element("id", "f-radius")
     radius.clear()
     radius.send_keys("600")                    # arcmin: many rows, several pages
-    browser.find_element("css selector", "form.search button[type=submit]").click()
+    follow(browser, browser.find_element("css selector", "form.search button[type=submit]"))
     WebDriverWait(browser, 10).until(lambda b: "search result" in b.title)
     assert extras_id in _rows(browser)[:1]     # nearest first: the row itself
     # sort by clicking the header of srcid, twice: ascending then descending
-    browser.find_element("link text", "srcid").click()
+    follow(browser, browser.find_element("link text", "srcid"))
     up = [int(t.text) for t in browser.find_elements(
         "css selector", "table.results tbody a[href*='/sources/']")]
     assert up == sorted(up) and "sort=srcid" in browser.current_url
-    browser.find_element("partial link text", "srcid").click()
+    follow(browser, browser.find_element("partial link text", "srcid"))
     down = [int(t.text) for t in browser.find_elements(
         "css selector", "table.results tbody a[href*='/sources/']")]
     assert down == sorted(down, reverse=True) and down[0] >= up[-1]
     first_page = _rows(browser)
-    browser.find_element("css selector", "a[rel=next]").click()
+    follow(browser, browser.find_element("css selector", "a[rel=next]"))
     second_page = _rows(browser)
     assert second_page and not set(second_page) & set(first_page)
     share = browser.find_element("id", "share").get_attribute("href")

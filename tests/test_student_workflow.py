@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from archive.db import catalogue_tables, products
+from helpers import follow, go_back
 from lightcurve_helpers import (click_point, fits_table, flare_curve, number, separated_index,
                                toggle, wait_ready)
 
@@ -41,7 +42,7 @@ def _visible_names(browser) -> list[str]:
 
 def _open_preview(browser, name: str) -> None:
     row = browser.find_element(By.CSS_SELECTOR, f'#products-list tr[data-name="{name}"]')
-    row.find_element(By.LINK_TEXT, "interactive preview").click()
+    follow(browser, row.find_element(By.LINK_TEXT, "interactive preview"))
     wait_ready(browser)
 
 
@@ -72,12 +73,12 @@ def test_the_student_workflow(browser, live_server, demo_archive):
         "SELECT extras_id, obs_id, exp_id, camera, srcid FROM extras.aperiodic WHERE "
         f"CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {me['ra']!r}, {me['dec']!r}, "
         f"{RADIUS})) = 1")
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
 
     # 2. every exposure and camera analysed at that position; pick the pn one
     found = {a.text for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='/detections/']")}
     assert found == inside and me["extras_id"] in found and len(found) >= 2
-    browser.find_element(By.LINK_TEXT, me["extras_id"]).click()
+    follow(browser, browser.find_element(By.LINK_TEXT, me["extras_id"]))
 
     # 3. the products of that camera and exposure, and the 3XMM catalogue entry
     assert me["extras_id"] in browser.find_element(By.TAG_NAME, "h1").text
@@ -97,7 +98,7 @@ def test_the_student_workflow(browser, live_server, demo_archive):
     n_blocks = len(fits_table(demo_archive, f"{me['obs_id']}/{blocks_file}")[0]["RATE"])
     assert browser.find_element(By.ID, "lc-status").text.startswith(f"{n_blocks} blocks")
     assert n_blocks > 1                             # the flare shows as blocks
-    browser.back()
+    go_back(browser)
 
     # 5. the 500 s uniform-bin light curve: the flare's peak, read by clicking it
     box = browser.find_element(By.ID, "product-filter")
@@ -112,10 +113,10 @@ def test_the_student_workflow(browser, live_server, demo_archive):
     assert number(shown["rate"]) == pytest.approx(cols["RATE"][peak], rel=1e-5)
     assert number(shown["error"]) == pytest.approx(cols["ERROR"][peak], rel=1e-5)
     assert cols["RATE"][peak] > 2 * np.nanmedian(cols["RATE"])           # a flare
-    browser.back()
+    go_back(browser)
 
     # 6-8. pn, MOS1 and MOS2 on one time axis, with the background and the bands
-    browser.find_element(By.PARTIAL_LINK_TEXT, "pn, MOS1 and MOS2 light curves").click()
+    follow(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "pn, MOS1 and MOS2 light curves"))
     wait_ready(browser)
     plot = browser.find_element(By.ID, "lc-plot")
     curves = plot.get_attribute("data-shown").split()
@@ -133,7 +134,7 @@ def test_the_student_workflow(browser, live_server, demo_archive):
         assert any(c.endswith(f"_500s_{band}.fit") for c in shown)
     WebDriverWait(browser, 10).until(lambda d: "curves shown" in d.find_element(
         By.ID, "lc-status").text or "points" in d.find_element(By.ID, "lc-status").text)
-    browser.back()
+    go_back(browser)
 
     # 9. sources around the position in Simbad, ranked by distance; ESASky
     simbad = browser.find_element(By.PARTIAL_LINK_TEXT, "Simbad").get_attribute("href")
