@@ -21,7 +21,7 @@ PACKAGES = ("archive", "ingest", "datamodel")
 LAYERS = [
     (0, "data model", ("datamodel",)),
     (1, "base", ("archive.errors", "archive.config", "archive.params", "archive.result",
-                 "archive.sky", "archive.sqlite_functions")),
+                 "archive.sky", "archive.sqlite_functions", "archive.progress")),
     (2, "storage and geometry", ("archive.db", "archive.spatial")),
     (3, "executor", ("archive.query", "archive.prepared", "archive.columnar")),
     (3, "formats", ("archive.formats",)),
