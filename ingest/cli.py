@@ -75,8 +75,10 @@ def demo_command(ctx: Context, data_dir, rows, seed, workers, no_products, no_pr
     if data_dir:
         overrides = dict(ctx.overrides)
         overrides["DATA_DIR"] = data_dir
-        ctx = Context(overrides)
+        ctx = Context(overrides, traceback=ctx.traceback)
     config = ctx.config
+    ctx.db                 # a database that cannot be used stops here, with one line
+    ctx.close()
     progress = Progress("demo")
     progress.line(f"building the demo archive in {config['DATA_DIR']} ({rows} rows)")
     try:
