@@ -65,7 +65,8 @@ class Context:
             except Exception as exc:
                 if self.traceback:
                     raise
-                raise click.ClickException(database_problem(exc, url)) from None
+                raise click.ClickException(database_problem(exc, url)
+                                           + " (--traceback for details)") from None
         return self._db
 
     def close(self):
