@@ -6,7 +6,7 @@ import sys
 import click
 import sqlalchemy as sa
 
-from .cli_context import Context, database_problem, pass_context
+from .cli_context import Context, database_problem, masked_url, pass_context
 
 __all__ = ["main", "cli"]
 
@@ -57,7 +57,7 @@ def cli(ctx, data_dir, database_url, traceback):
 def init_db_command(ctx):
     """Create the database tables (idempotent)."""
     ctx.db
-    click.echo(f"database ready: {ctx.config['DATABASE_URL']}")
+    click.echo(f"database ready: {masked_url(ctx.config['DATABASE_URL'])}")
 
 
 @cli.command("serve")

@@ -15,7 +15,7 @@ __all__ = ["Context", "pass_context", "database_problem", "masked_url"]
 
 def masked_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (also when it does not parse)."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", str(url))
+    return re.sub(r"(://[^/:@]*:)[^/]*@", r"\1***@", str(url))
 
 
 def database_problem(exc: BaseException, url: str) -> str:

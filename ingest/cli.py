@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from archive.cli_context import Context, pass_context
+from archive.cli_context import Context, masked_url, pass_context
 from archive.progress import Progress
 
 from .errors import IngestError
@@ -92,5 +92,5 @@ def demo_command(ctx: Context, data_dir, rows, seed, workers, no_products, no_pr
     click.echo(f"product files: {summary['product_files']} "
                f"(quick-looks drawn: {summary['previews']})")
     click.echo(f"injected flares: {summary['flares']}, eclipses: {summary['eclipses']}")
-    click.echo(f"database: {config['DATABASE_URL']}")
+    click.echo(f"database: {masked_url(config['DATABASE_URL'])}")
     click.echo(f"done in {summary['seconds']:.1f} s")

@@ -296,7 +296,7 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
             drawn = [png for _, png, _ in pending if not png.exists()]
             with progress.step("drawing quick-looks", len(pending), "files"):
                 draw_previews([(str(lc), str(png)) for lc, png, _ in pending], workers,
-                              progress)
+                              progress=progress)
             report.previews = len(pending)
             redrawn = {_relative(p, base) for _, p, _ in pending}
             todo = [f for f in todo if f.rel not in redrawn]
