@@ -23,4 +23,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     http.install(app)
     from .blueprints import register_blueprints
     register_blueprints(app)
+    from .body_timeout import BodyTimeout
+    app.wsgi_app = BodyTimeout(app.wsgi_app, float(app.config["REQUEST_BODY_IDLE_TIMEOUT"]))
     return app

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_TITLE": "EXTraS Variability Archive",
     # queries
     "QUERY_TIMEOUT": 60.0,            # seconds, sync queries (TAP sync, cone search, form)
+    "REQUEST_BODY_IDLE_TIMEOUT": 30.0,   # seconds a client may pause sending a request body
     "TAP_DEFAULT_MAXREC": 20000,      # rows returned when MAXREC is not given
     "TAP_HARD_MAXREC": 20000000,      # rows returned at most, whatever MAXREC says
     "SCS_MAX_SR": 10.0,               # degrees

@@ -101,7 +101,8 @@ class _Budget:
 
 
 def _timeout_fault(timeout: float) -> QueryTimeout:
-    return QueryTimeout(f"the query ran longer than the limit of {timeout:g} s; "
+    return QueryTimeout(f"the query ran longer than the limit of {timeout:g} s "
+                        "(QUERY_TIMEOUT); "
                         "narrow it down or submit it as an asynchronous job")
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.engine import Engine
 
 import datamodel
+from archive.progress import Progress
 
 from .errors import IngestError
 from .load import load
@@ -58,17 +58,21 @@ def resolve_catalogue(name: str) -> datamodel.Table:
 
 
 def ingest_catalogue(engine: Engine, path: Path | str, catalogue: str,
-                     progress: Callable[[int, int], None] | None = None,
+                     progress: Progress | None = None,
                      fmt: str | None = None) -> CatalogueReport:
     """Ingest the file ``path`` into ``catalogue``; IngestError on bad input.
 
-    ``progress(rows_in_chunk, total_rows)`` is called after each loaded chunk.
+    ``progress`` (:mod:`archive.progress`) gets the steps reading, validating,
+    loading, indexing and committing.
     """
     started = time.perf_counter()
+    progress = Progress.of(progress)
     table = resolve_catalogue(catalogue)
     path = Path(path)
-    data, fmt = read_table(path, fmt)
-    prep = prepare(table, data, str(path))
+    with progress.step(f"reading {path.name}"):
+        data, fmt = read_table(path, fmt)
+    with progress.step(f"validating {len(data)} rows for {table.name}"):
+        prep = prepare(table, data, str(path))
     del data
     result = load(engine, prep, progress=progress)
     return CatalogueReport(str(path), table.name, fmt, result.inserted, result.replaced,

@@ -1,35 +1,14 @@
 """The ``extras-archive ingest`` group and the ``extras-archive demo`` command."""
 from __future__ import annotations
 
-import sys
-
 import click
 
-from archive.cli_context import Context, pass_context
+from archive.cli_context import Context, masked_url, pass_context
+from archive.progress import Progress
 
 from .errors import IngestError
 
 __all__ = ["ingest_group", "demo_command"]
-
-
-class _Progress:
-    """A click progress bar on stderr, opened when the total is known."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.bar = None
-
-    def __call__(self, done: int, total: int):
-        if self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr,
-                                         show_pos=True)
-            self.bar.__enter__()
-        self.bar.update(done)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 @click.group("ingest")
@@ -48,15 +27,13 @@ def ingest_group():
 def catalogue_command(ctx: Context, file, catalogue, fmt):
     """Validate FILE (FITS, VOTable or CSV) and load it into a catalogue, all or nothing."""
     from .catalogue import ingest_catalogue, resolve_catalogue
-    progress = _Progress(f"loading {catalogue}")
+    progress = Progress("ingest")
     try:
         resolve_catalogue(catalogue)
         report = ingest_catalogue(ctx.db.engine, file, catalogue, progress=progress, fmt=fmt)
     except IngestError as exc:
-        progress.close()
         raise click.ClickException(str(exc)) from None
     finally:
-        progress.close()
         ctx.db.dispose()
     click.echo(report.summary())
 
@@ -72,7 +49,8 @@ def products_command(ctx: Context, directory, no_previews, workers):
     from .products import ingest_products
     try:
         report = ingest_products(ctx.db.engine, ctx.config, directory,
-                                 previews=not no_previews, workers=workers)
+                                 previews=not no_previews, workers=workers,
+                                 progress=Progress("ingest"))
     except IngestError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -97,12 +75,16 @@ def demo_command(ctx: Context, data_dir, rows, seed, workers, no_products, no_pr
     if data_dir:
         overrides = dict(ctx.overrides)
         overrides["DATA_DIR"] = data_dir
-        ctx = Context(overrides)
+        ctx = Context(overrides, traceback=ctx.traceback)
     config = ctx.config
-    click.echo(f"building the demo archive in {config['DATA_DIR']} ({rows} rows)", err=True)
+    ctx.db                 # a database that cannot be used stops here, with one line
+    ctx.close()
+    progress = Progress("demo")
+    progress.line(f"building the demo archive in {config['DATA_DIR']} ({rows} rows)")
     try:
         summary = build_demo(config, rows=rows, seed=seed, workers=workers,
-                             products=not no_products, previews=not no_previews)
+                             products=not no_products, previews=not no_previews,
+                             progress=progress)
     except IngestError as exc:
         raise click.ClickException(str(exc)) from None
     for name, count in summary["rows"].items():
@@ -110,5 +92,5 @@ def demo_command(ctx: Context, data_dir, rows, seed, workers, no_products, no_pr
     click.echo(f"product files: {summary['product_files']} "
                f"(quick-looks drawn: {summary['previews']})")
     click.echo(f"injected flares: {summary['flares']}, eclipses: {summary['eclipses']}")
-    click.echo(f"database: {config['DATABASE_URL']}")
+    click.echo(f"database: {masked_url(config['DATABASE_URL'])}")
     click.echo(f"done in {summary['seconds']:.1f} s")

@@ -21,6 +21,7 @@ from astropy.table import Table
 
 import datamodel
 from archive.db import Database, catalogue_tables, ivoa_tables, products as products_table
+from archive.progress import Progress
 
 from .catalogue import ingest_catalogue
 from .lightcurves import write_products
@@ -57,7 +58,8 @@ def _file_table(table: datamodel.Table, columns: dict) -> Table:
     return out
 
 
-def _write_catalogues(synth: Synthetic, directory: Path) -> dict[str, Path]:
+def _write_catalogues(synth: Synthetic, directory: Path,
+                      progress: Progress | None = None) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     import warnings
@@ -74,6 +76,7 @@ def _write_catalogues(synth: Synthetic, directory: Path) -> dict[str, Path]:
             else:
                 table.write(path, format="fits", overwrite=True)
         paths[name] = path
+        Progress.of(progress).advance()
     return paths
 
 
@@ -142,7 +145,8 @@ def build_demo(config: dict, rows: int = 20000, seed: int = 42, workers: int | N
 
     Any catalogue rows, product rows and recognised product files already there are
     removed first (``replace=True``). Returns a summary: rows per table, product
-    files, quick-looks, injected events, seconds.
+    files, quick-looks, injected events, seconds. ``progress``
+    (:mod:`archive.progress`) gets every step, with the ingest's own.
     """
     if rows < 100:
         raise ValueError("the demo needs at least 100 aperiodic rows")
@@ -151,12 +155,17 @@ def build_demo(config: dict, rows: int = 20000, seed: int = 42, workers: int | N
     data_dir = Path(config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
     products_dir = Path(config["PRODUCTS_DIR"])
-    db = Database(config["DATABASE_URL"])
+    progress = Progress.of(progress)
+    with progress.step("opening the database"):
+        db = Database(config["DATABASE_URL"])
     try:
         if replace:
-            _clear(db, products_dir)
-        synth = generate(rows, seed)
-        files = _write_catalogues(synth, data_dir / "demo-catalogues")
+            with progress.step("removing the previous catalogue and product rows"):
+                _clear(db, products_dir)
+        with progress.step(f"generating {rows} synthetic detections (seed {seed})"):
+            synth = generate(rows, seed)
+        with progress.step("writing the catalogue files", len(CATALOGUE_FILES), "files"):
+            files = _write_catalogues(synth, data_dir / "demo-catalogues", progress)
         counts = {}
         for name, path in files.items():
             counts[name] = ingest_catalogue(db.engine, path, name, progress=progress).rows
@@ -168,9 +177,11 @@ def build_demo(config: dict, rows: int = 20000, seed: int = 42, workers: int | N
         if products:
             products_dir.mkdir(parents=True, exist_ok=True)
             indices = product_rows(synth, rows)
-            _write_product_files(synth, indices, products_dir, seed, workers)
+            with progress.step("writing the product files", unit="files") as step:
+                step.advance(_write_product_files(synth, indices, products_dir, seed,
+                                                  workers))
             report = ingest_products(db.engine, config, products_dir, previews=previews,
-                                     workers=workers)
+                                     workers=workers, progress=progress)
             with db.engine.connect() as conn:
                 summary["product_files"] = conn.execute(
                     sa.select(sa.func.count()).select_from(products_table)).scalar_one()

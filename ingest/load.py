@@ -36,7 +36,6 @@ import pickle
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archive import db as archive_db
+from archive.progress import Forwarder, Progress
 
 from .validate import Prepared
 
@@ -236,20 +236,21 @@ def _load_order(prep: Prepared) -> np.ndarray | None:
     return np.argsort(prep.column("_hpx"), kind="stable")
 
 
-def load(engine: Engine, prep: Prepared,
-         progress: Callable[[int, int], None] | None = None) -> LoadReport:
-    """Load ``prep`` into its table in one transaction (see the module docstring)."""
+def load(engine: Engine, prep: Prepared, progress: Progress | None = None) -> LoadReport:
+    """Load ``prep`` into its table in one transaction (see the module docstring);
+    ``progress`` (:mod:`archive.progress`) gets the steps loading, indexing and
+    committing."""
     target = archive_db.table_for(prep.table)
     data = prep.arrow(_load_order(prep), release=True)
     args = (engine.url, engine.dialect, target, data, tuple(prep.table.key),
             prep.table.name)
     if engine.dialect.name == "sqlite":
         return _in_child(_load, args, progress)
-    return _load(*args, progress=progress)
+    return _load(*args, progress=Progress.of(progress))
 
 
 def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
-          name: str, progress=None) -> LoadReport:
+          name: str, progress: Progress) -> LoadReport:
     nrows = data.num_rows
     # part files are started before this process opens the database (the helpers
     # are forked from it and must not inherit an open connection)
@@ -257,6 +258,7 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
     session = None
     rebuild = False
     try:
+        progress.start(f"loading {name}", nrows, "rows")
         session = _Session(url, dialect)
         session.begin()
         count = sa.select(sa.func.count()).select_from(target)
@@ -280,12 +282,11 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
         for start in range(0, own_rows, CHUNK_ROWS):
             chunk = data.slice(start, min(CHUNK_ROWS, own_rows - start))
             session.insert_rows(target, chunk)
-            if progress:
-                progress(len(chunk), nrows)
+            progress.advance(len(chunk))
         for part in parts:
             part.transfer(session, target)
-            if progress:
-                progress(part.rows, nrows)
+            progress.advance(part.rows)
+        progress.start(f"indexing {name}")
         if rebuild:
             for ix in indexes:
                 session.execute(sa.schema.CreateIndex(ix))
@@ -294,6 +295,7 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
             # leaves them to autovacuum (ANALYZE of 1,000,000 rows takes 1.3 s)
             session.execute(_pg_analyze(session, target))
         total = session.scalar(count)
+        progress.start(f"committing {name}")
         # cached web search results of this table are out of date (archive.search.cache)
         # (``name`` is the data model's table name: a literal is safe)
         session.execute(str(archive_db.search_cache.delete().where(
@@ -302,7 +304,9 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
         session.commit()
         if session.name == "postgresql":
             _pg_vacuum(session, target)
+        progress.finish()
     except BaseException:
+        progress.finish(failed=True)
         if session is not None:
             session.rollback()
         raise
@@ -430,10 +434,8 @@ def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,
 
 
 def _child_main(pipe, func, args):
-    def report(done, total):
-        pipe.send(("progress", done, total))
     try:
-        result = ("done", func(*args, progress=report))
+        result = ("done", func(*args, progress=Forwarder(pipe)))
     except BaseException as exc:      # sent back and raised again in the parent
         try:
             pickle.loads(pickle.dumps(exc))     # some driver errors do not round-trip
@@ -472,8 +474,8 @@ def _in_child(func, args, progress):
             except EOFError:
                 break
             if message[0] == "progress":
-                if progress:
-                    progress(message[1], message[2])
+                if progress is not None:
+                    progress.replay(message[1:])
             else:
                 outcome = message
                 break

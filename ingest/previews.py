@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+
+from archive.progress import Progress
 
 __all__ = ["draw_preview", "draw_previews", "default_workers"]
 
@@ -104,13 +107,24 @@ def _draw(pair):
     return draw_preview(*pair)
 
 
-def draw_previews(pairs: list[tuple[str, str]], workers: int | None = None) -> list[str]:
-    """Draw every (fits_path, png_path); ``workers`` processes (default: all cores)."""
+def draw_previews(pairs: list[tuple[str, str]], workers: int | None = None,
+                  progress: Progress | None = None) -> list[str]:
+    """Draw every (fits_path, png_path); ``workers`` processes (default: all cores),
+    each one drawn counted on ``progress`` (:mod:`archive.progress`)."""
     workers = workers or default_workers()
-    if workers <= 1 or len(pairs) < 8:
-        return [draw_preview(f, p) for f, p in pairs]
-    import multiprocessing
-    ctx = multiprocessing.get_context("fork" if "fork" in
-                                      multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(pool.map(_draw, pairs, chunksize=max(1, len(pairs) // (workers * 4))))
+    progress = Progress.of(progress)
+    out = []
+    with ExitStack() as stack:
+        if workers <= 1 or len(pairs) < 8:
+            drawn = (draw_preview(f, p) for f, p in pairs)
+        else:
+            import multiprocessing
+            ctx = multiprocessing.get_context(
+                "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers,
+                                                           mp_context=ctx))
+            drawn = pool.map(_draw, pairs, chunksize=max(1, len(pairs) // (workers * 4)))
+        for png in drawn:
+            out.append(png)
+            progress.advance()
+    return out

@@ -25,13 +25,13 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import datamodel
 from archive import db as archive_db
+from archive.progress import Progress
 from datamodel.products import preview_name
 
 from .errors import IngestError
@@ -202,8 +202,10 @@ class _Found:
 
 def ingest_products(engine: Engine, config: dict, directory: str | Path | None = None,
                     previews: bool = True, workers: int | None = None,
-                    progress: Callable[[int], None] | None = None) -> ProductReport:
-    """Register the products under ``directory`` (default: PRODUCTS_DIR)."""
+                    progress: Progress | None = None) -> ProductReport:
+    """Register the products under ``directory`` (default: PRODUCTS_DIR); ``progress``
+    (:mod:`archive.progress`) gets the steps scanning, reading, drawing, registering."""
+    progress = Progress.of(progress)
     base = Path(config["PRODUCTS_DIR"]).resolve()
     directory = Path(directory).resolve() if directory else base
     if not directory.is_dir():
@@ -233,7 +235,9 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
     on_disk: set[str] = set()
     lightcurves: list[tuple[Path, dict]] = []
     changed_lcs: set[str] = set()     # light curves whose content changed: redraw
+    progress.start(f"scanning {directory}", unit="files")
     for path in _walk(directory):
+        progress.advance()
         match = datamodel.match_product(path.name)
         rel = _relative(path, base)
         if match is None:
@@ -256,7 +260,9 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
     gone = sorted(set(recorded) - on_disk)
 
     # 2. read the new and changed files: checksums and FITS layout
-    results = _run(_inspect, [(str(f.path), f.ptype.key) for f in todo], workers)
+    progress.start("reading new and changed files", len(todo), "files")
+    results = _run(_inspect, [(str(f.path), f.ptype.key) for f in todo], workers, progress)
+    progress.finish()
     report.read = len(todo)
     found = {f.rel: r for f, r in zip(todo, results)}
     problems = [f"{f.path}: {r.problem}" for f, r in zip(todo, results) if r.problem]
@@ -288,7 +294,9 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
     try:
         if pending:
             drawn = [png for _, png, _ in pending if not png.exists()]
-            draw_previews([(str(lc), str(png)) for lc, png, _ in pending], workers)
+            with progress.step("drawing quick-looks", len(pending), "files"):
+                draw_previews([(str(lc), str(png)) for lc, png, _ in pending], workers,
+                              progress=progress)
             report.previews = len(pending)
             redrawn = {_relative(p, base) for _, p, _ in pending}
             todo = [f for f in todo if f.rel not in redrawn]
@@ -324,20 +332,22 @@ def ingest_products(engine: Engine, config: dict, directory: str | Path | None =
             else:
                 report.changed += 1
         stale = [f.rel for f in todo if not f.is_new] + gone
+        progress.start("registering products and ObsCore rows", len(rows), "rows")
         with engine.begin() as conn:
             for i in range(0, len(stale), 500):
                 conn.execute(products.delete().where(products.c.path.in_(stale[i:i + 500])))
             for i in range(0, len(rows), 5000):
                 conn.execute(products.insert(), rows[i:i + 5000])
-                if progress:
-                    progress(len(rows[i:i + 5000]))
+                progress.advance(len(rows[i:i + 5000]))
             # ivoa.obscore follows the products in the same transaction
             axes = {f.rel: (found[f.rel].timedel, found[f.rel].nrows) for f in todo
                     if found[f.rel].nrows is not None}
             report.obscore = sync_obscore(conn, config, {f.rel for f in todo if not f.is_new},
                                           run=_run, workers=workers, axes=axes)
         report.removed = len(gone)
+        progress.finish()
     except BaseException:
+        progress.finish(failed=True)
         for png in drawn:
             png.unlink(missing_ok=True)
         raise
@@ -352,11 +362,19 @@ def _find_lc(png: Path) -> Path | None:
     return None
 
 
-def _run(func, items: list, workers: int) -> list:
+def _run(func, items: list, workers: int, progress: Progress | None = None) -> list:
+    """``[func(i) for i in items]`` on ``workers`` processes, counted on ``progress``."""
+    progress = Progress.of(progress)
     if workers <= 1 or len(items) < 64:
-        return [func(i) for i in items]
+        return [_counted(func(i), progress) for i in items]
     import multiprocessing
     ctx = multiprocessing.get_context("fork" if "fork" in
                                       multiprocessing.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(pool.map(func, items, chunksize=max(1, len(items) // (workers * 8))))
+        return [_counted(r, progress) for r in
+                pool.map(func, items, chunksize=max(1, len(items) // (workers * 8)))]
+
+
+def _counted(result, progress: Progress):
+    progress.advance()
+    return result

@@ -123,14 +123,15 @@ def _free_port() -> int:
 
 
 def start_gunicorn(config: dict, workers: int = 2):
-    """Start ``gunicorn wsgi:app`` on a free loopback port; returns (process, base_url)."""
+    """Start ``gunicorn -c python:archive.gunicorn_conf wsgi:app`` (as docs/deploy.md
+    documents it) on a free loopback port; returns (process, base_url)."""
     port = _free_port()
     env = dict(os.environ)
     env.update({"EXTRAS_ARCHIVE_DATA_DIR": config["DATA_DIR"],
                 "EXTRAS_ARCHIVE_DATABASE_URL": config["DATABASE_URL"]})
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4",
-         "--bind", f"127.0.0.1:{port}", "--timeout", "120", "wsgi:app"],
+         "--bind", f"127.0.0.1:{port}", "-c", "python:archive.gunicorn_conf", "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

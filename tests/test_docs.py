@@ -12,6 +12,8 @@ How a mention is found (one failing test per missing item):
 - CLI command: ``extras-archive`` followed by the command's words, with any global
   options in between (``extras-archive --data-dir DIR ingest catalogue``); every
   command and sub-command of the group is walked.
+- CLI option: every long option of every command (and of the group) as a whole word,
+  e.g. ``--traceback``.
 - Setting (a key of ``archive.config.DEFAULTS``): the name as a whole word, or its
   environment variable ``EXTRAS_ARCHIVE_<NAME>``.
 """
@@ -100,6 +102,29 @@ def test_cli_command_is_documented(command):
         f"the command `extras-archive {command}` is not mentioned in any docs/*.md page"
 
 
+def _options(group: click.Group, prefix=()) -> list[str]:
+    """``"<command words> --option"`` for every long option, the group's own included."""
+    found = [" ".join((*prefix, o)).strip() for p in group.params for o in p.opts
+             if o.startswith("--") and o != "--help"]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _options(command, (*prefix, name))
+        else:
+            found += [" ".join((*prefix, name, o)) for p in command.params for o in p.opts
+                      if o.startswith("--") and o != "--help"]
+    return found
+
+
+@pytest.mark.parametrize("option", _options(cli_group()))
+def test_cli_option_is_documented(option):
+    """Every long option of every command appears in the docs (as a whole word)."""
+    if option in SKIP:
+        pytest.skip(SKIP[option])
+    name = option.split()[-1]
+    assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", TEXT), \
+        f"the option {option} is not mentioned in any docs/*.md page"
+
+
 # -- settings ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(DEFAULTS))
@@ -117,5 +142,5 @@ def test_skipped_items_exist():
         rules = {r.rule for r in app.url_map.iter_rules()}
     finally:
         get_db(app).dispose()
-    known = rules | set(DEFAULTS) | set(_commands(cli_group()))
+    known = rules | set(DEFAULTS) | set(_commands(cli_group())) | set(_options(cli_group()))
     assert not set(SKIP) - known

@@ -21,7 +21,7 @@ PACKAGES = ("archive", "ingest", "datamodel")
 LAYERS = [
     (0, "data model", ("datamodel",)),
     (1, "base", ("archive.errors", "archive.config", "archive.params", "archive.result",
-                 "archive.sky", "archive.sqlite_functions")),
+                 "archive.sky", "archive.sqlite_functions", "archive.progress")),
     (2, "storage and geometry", ("archive.db", "archive.spatial")),
     (3, "executor", ("archive.query", "archive.prepared", "archive.columnar")),
     (3, "formats", ("archive.formats",)),
@@ -29,14 +29,15 @@ LAYERS = [
     (4, "services", ("archive.tap", "archive.conesearch", "archive.datalink", "ingest",
                      "archive.cli_context", "archive.lightcurves", "archive.products",
                      "archive.catalogues", "archive.resolver",
-                     "archive.crossmatch", "archive.search")),
-    (5, "HTTP edge", ("archive.http",)),
+                     "archive.crossmatch", "archive.search", "archive.admin")),
+    (5, "HTTP edge", ("archive.http", "archive.body_timeout")),
     (6, "views", ("archive.tap.views", "archive.conesearch.views", "archive.datalink.views",
                   "archive.web", "archive.blueprints", "archive", "archive.lightcurves.views",
                   "archive.products.views", "archive.catalogues.views",
                   "archive.resolver.views", "archive.crossmatch.views",
                   "archive.search.views")),
-    (7, "commands", ("archive.tap.cli", "ingest.cli", "archive.cli")),
+    (7, "commands", ("archive.tap.cli", "ingest.cli", "archive.cli", "archive.gunicorn_conf",
+                    "archive.admin.cli")),
 ]
 
 #: Modules that may import Flask: the edge, the views, the application factory, and

@@ -160,7 +160,8 @@ def test_rerun_reads_only_new_and_changed_files(archive, synth, monkeypatch):
     drawn = []
     real_draw = products_module.draw_previews
     monkeypatch.setattr(products_module, "draw_previews",
-                        lambda pairs, workers: drawn.extend(pairs) or real_draw(pairs, workers))
+                        lambda pairs, workers, **kw: drawn.extend(pairs)
+                        or real_draw(pairs, workers, **kw))
 
     result = _ingest(config)
     assert result.exit_code == 0, result.output
