@@ -32,7 +32,7 @@ class Context:
     def db(self):
         if self._db is None:
             from .db import Database
-            self._db = Database(self.config["DATABASE_URL"])
+            self._db = Database.from_config(self.config)
         return self._db
 
     def close(self):

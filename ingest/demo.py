@@ -151,7 +151,7 @@ def build_demo(config: dict, rows: int = 20000, seed: int = 42, workers: int | N
     data_dir = Path(config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
     products_dir = Path(config["PRODUCTS_DIR"])
-    db = Database(config["DATABASE_URL"])
+    db = Database.from_config(config)
     try:
         if replace:
             _clear(db, products_dir)
