@@ -7,14 +7,17 @@ the products.
 """
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
+from astropy.table import Table
 
 from archive.config import ConfigError, load_config
 from archive.db import catalogue_tables, get_db
@@ -110,6 +113,15 @@ def scalar(server, stmt):
     try:
         with engine.connect() as conn:
             return conn.execute(stmt).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def scalar_rows(server, stmt) -> list:
+    engine = sa.create_engine(server.url(DATABASE), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
     finally:
         engine.dispose()
 
@@ -236,6 +248,24 @@ def test_user_queries_are_answered_by_the_replicas(app, cluster, archive_config)
     assert primary == 0, "the primary ran user queries although the replicas were usable"
     assert all(n > 0 for n in replicas), f"queries were not spread: {replicas}"
     assert sum(replicas) >= 10
+
+
+def test_queries_with_uploads_run_on_the_primary(app, cluster):
+    """A hot standby cannot create the temporary tables of an upload."""
+    client = app.test_client()
+    ap = catalogue_tables["aperiodic"]
+    ids = list(scalar_rows(cluster.primary, sa.select(ap.c.extras_id)
+                           .order_by(ap.c.extras_id).limit(3)))
+    buf = io.BytesIO()
+    Table({"n": [1, 2, 3], "eid": np.array(ids, dtype="S")}).write(buf, format="votable")
+    before = counts(cluster)
+    r = tap_sync(client, "SELECT u.n, a.extras_id FROM TAP_UPLOAD.mine AS u "
+                         "JOIN extras.aperiodic AS a ON a.extras_id = u.eid ORDER BY u.n",
+                 {"part": buf.getvalue()}, UPLOAD="mine,param:part")
+    assert r.status_code == 200, r.data[:500]
+    assert list(first_table(r.data).array["extras_id"]) == ids
+    primary, *replicas = delta(before, counts(cluster))
+    assert primary == 1 and replicas == [0, 0]
 
 
 def test_a_row_ingested_on_the_primary_is_seen_after_replay(app, cluster, archive_config,
