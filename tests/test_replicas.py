@@ -350,6 +350,25 @@ def test_a_clients_job_never_goes_missing(app, cluster):
             replica.query("SELECT pg_wal_replay_resume()")
 
 
+def test_the_app_reconnects_after_the_primary_restarts(app, cluster):
+    client = app.test_client()
+    total = primary_count(cluster)
+    assert tap_count(client) == total
+    cluster.primary.stop("fast")
+    try:
+        # the replicas still answer queries while the primary is away
+        assert tap_count(client) == total
+        root = ET.fromstring(client.get("/tap/availability").data)
+        assert root.find("vosi:available", NS).text == "false"
+    finally:
+        cluster.primary.start()
+    url = create_job(client, PHASE="RUN")
+    assert wait_job(client, url) == "COMPLETED"
+    assert availability_notes(client)[0].startswith("the archive database answered")
+    for replica in cluster.replicas:
+        cluster.wait_replayed(replica)
+
+
 def test_stopped_replicas_fail_no_request(app, cluster):
     """Both replicas stopped (immediate shutdown) one after the other while clients
     query: every request succeeds, the primary takes over, availability says so."""
@@ -371,6 +390,9 @@ def test_stopped_replicas_fail_no_request(app, cluster):
                 failures.append((r.status_code, r.data[:300]))
             r = own.get(f"/scs/aperiodic?RA={ra!r}&DEC={dec!r}&SR=0.01")
             if r.status_code != 200:
+                failures.append((r.status_code, r.data[:300]))
+            r = tap_sync(own, "SELECT TOP 50 * FROM extras.aperiodic")   # a plain scan
+            if r.status_code != 200 or len(first_table(r.data).array) != 50:
                 failures.append((r.status_code, r.data[:300]))
             done.append(1)
 
