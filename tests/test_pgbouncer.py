@@ -75,6 +75,13 @@ def app(config):
     get_db(application).dispose()
 
 
+def assert_count_answers(client) -> None:
+    """A query answers (read to the end: an unread streamed result would hold its
+    transaction, and so one of pgbouncer's server connections)."""
+    r = tap_sync(client, COUNT)
+    assert r.status_code == 200 and first_table(r.data).array["n"][0] > 0, r.data[:500]
+
+
 def server_sessions(pgbouncer) -> list[tuple[str, str]]:
     """(statement_timeout, transaction_read_only) of every server connection of the
     pool: as many clients as server connections, each holding one in a transaction."""
@@ -184,12 +191,46 @@ def test_the_query_time_limit_applies_through_pgbouncer(app, bouncer):
     # the limit was LOCAL to the query's transaction: no server connection keeps it
     assert server_sessions(pgbouncer) == [("0", "off")] * POOL_SIZE
     client = app.test_client()
-    assert tap_sync(client, COUNT).status_code == 200
+    assert_count_answers(client)
+
+
+def test_a_running_query_is_cancelled_through_pgbouncer(app, bouncer):
+    """UWS ABORT and the execution duration stop a query with a cancel request, which
+    pgbouncer forwards to the server connection the query runs on."""
+    from archive.query import interrupt
+    db = get_db(app)
+    outcome = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            result = execute(db.readonly, sa.select(sa.func.pg_sleep(20).label("x")),
+                             [ResultColumn("x", "char")], maxrec=None, timeout=60.0)
+            list(result.chunks)
+            outcome["error"] = None
+        except Exception as exc:
+            outcome["error"] = exc
+        outcome["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    cluster, _pgbouncer = bouncer
+    deadline = time.monotonic() + 10
+    while not cluster.primary.query(           # the sleep runs on the server
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"):
+        assert time.monotonic() < deadline, "the query never started"
+        time.sleep(0.05)
+    assert interrupt(thread.ident)
+    thread.join(30)
+    assert isinstance(outcome["error"], QueryTimeout) and outcome["seconds"] < 10
+    assert_count_answers(app.test_client())
 
 
 def test_ingest_through_pgbouncer(app, config, tmp_path):
     client = app.test_client()
-    before = first_table(tap_sync(client, COUNT).data).array["n"][0]
+    r = tap_sync(client, COUNT)
+    assert r.status_code == 200, r.data[:600]
+    before = first_table(r.data).array["n"][0]
     synth = synthetic(150, seed=11)
     path = write(file_table("aperiodic", synth.aperiodic), tmp_path / "more.fits", "fits")
     result = run_cli(config, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
