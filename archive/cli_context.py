@@ -61,7 +61,7 @@ class Context:
             from .db import Database
             url = self.config["DATABASE_URL"]
             try:
-                self._db = Database(url)
+                self._db = Database.from_config(self.config)
             except Exception as exc:
                 if self.traceback:
                     raise

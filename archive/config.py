@@ -22,6 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": "archive-data",
     # SQLAlchemy URL; empty means sqlite:///<DATA_DIR>/archive.sqlite
     "DATABASE_URL": "",
+    # PostgreSQL streaming replicas for user queries (archive/replicas.py); the
+    # primary (DATABASE_URL) keeps the writes: jobs, caches, ingest
+    "READ_REPLICA_URLS": [],
+    "REPLICA_MAX_LAG": 30.0,          # seconds a replica may be behind, else skipped
+    "REPLICA_CHECK_INTERVAL": 2.0,    # seconds between looks at each replica's state
+    # "" (direct connections) or "pgbouncer-transaction" (pgbouncer, pool_mode=transaction)
+    "DATABASE_POOLER": "",
     # public base URL (scheme://host[:port][/prefix]); empty: taken from each request
     "BASE_URL": "",
     "ARCHIVE_TITLE": "EXTraS Variability Archive",
@@ -136,4 +143,31 @@ def load_config(overrides: Mapping[str, Any] | None = None,
         config["DATABASE_URL"] = f"sqlite:///{data_dir / 'archive.sqlite'}"
     if not config["PRODUCTS_DIR"]:
         config["PRODUCTS_DIR"] = str(data_dir / "products")
+    _check_database(config)
     return config
+
+
+#: values of DATABASE_POOLER
+POOLERS = ("", "pgbouncer-transaction")
+
+
+def _check_database(config: dict) -> None:
+    """Refuse database settings that cannot work together, naming the setting."""
+    postgres = config["DATABASE_URL"].startswith("postgresql")
+    if config["DATABASE_POOLER"] not in POOLERS:
+        raise ConfigError(f"DATABASE_POOLER={config['DATABASE_POOLER']!r} is not one of "
+                          f"{', '.join(repr(p) for p in POOLERS)}")
+    if config["DATABASE_POOLER"] and not postgres:
+        raise ConfigError("DATABASE_POOLER is for a PostgreSQL DATABASE_URL")
+    replicas = config["READ_REPLICA_URLS"]
+    if isinstance(replicas, str):
+        raise ConfigError("READ_REPLICA_URLS must be a list of URLs, not a string")
+    if replicas and not postgres:
+        raise ConfigError("READ_REPLICA_URLS needs a PostgreSQL DATABASE_URL (the primary)")
+    for url in replicas:
+        if not str(url).startswith("postgresql"):
+            raise ConfigError(f"READ_REPLICA_URLS: {url.split('@')[-1]!r} is not a "
+                              "PostgreSQL URL")
+    for name in ("REPLICA_MAX_LAG", "REPLICA_CHECK_INTERVAL"):
+        if not float(config[name]) > 0:
+            raise ConfigError(f"{name}={config[name]!r} must be a positive number of seconds")

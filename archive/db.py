@@ -20,7 +20,7 @@ from datamodel.tap_schema import TAP_SCHEMA_TABLES, physical_name
 __all__ = ["metadata", "catalogue_tables", "ivoa_tables", "tap_schema_tables", "PUBLISHED", "products", "name_cache",
            "search_cache",
            "uws_jobs", "SQL_TYPES", "SQLITE_PAGE_SIZE", "sql_type",
-           "create_engine", "create_readonly_engine", "init_db", "fill_tap_schema", "table_for",
+           "create_engine", "create_readonly_engine", "pooler_options", "init_db", "fill_tap_schema", "table_for",
            "sqlite_authorizer", "Database", "init_app", "get_db"]
 
 #: SQLAlchemy types of the VOTable datatypes stored in the database
@@ -318,13 +318,14 @@ def _sqlite_path(url: str) -> str:
     return sa.engine.make_url(url).database
 
 
-def create_readonly_engine(url: str) -> Engine:
+def create_readonly_engine(url: str, **kwargs) -> Engine:
     """An engine whose connections can only read the archive.
 
     SQLite: the file is opened with ``mode=ro`` and every connection gets
     ``sqlite_authorizer``, which refuses writes to the main database, ATTACH, DETACH
     and PRAGMA; the engine's ``archive_sqlite_path`` names the file (the columnar
-    reader opens it too). PostgreSQL: every transaction is READ ONLY.
+    reader opens it too). PostgreSQL: every transaction is READ ONLY; ``kwargs`` go
+    to SQLAlchemy's ``create_engine`` (e.g. ``connect_args``).
     """
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
@@ -352,18 +353,68 @@ def create_readonly_engine(url: str) -> Engine:
         engine.archive_sqlite_path = path
         return engine
     return sa.create_engine(url, pool_pre_ping=True,
-                            execution_options={"postgresql_readonly": True})
+                            execution_options={"postgresql_readonly": True}, **kwargs)
+
+
+def pooler_options(pooler: str) -> dict:
+    """Engine options for connections through ``pooler`` (setting DATABASE_POOLER).
+
+    pgbouncer in transaction mode hands each transaction whichever server connection
+    is free, so nothing may outlive a transaction: psycopg must not prepare
+    statements on the server (``prepare_threshold=None``; it does after 5 runs of a
+    query), and the ADBC reader of plain scans is not used on PostgreSQL
+    (``archive_columnar``: its session is made READ ONLY with a SET SESSION, which
+    would stay on a server connection that other clients then get). The executor's
+    time limit is a SET LOCAL in every case (``archive.query``).
+    """
+    if pooler == "pgbouncer-transaction":
+        return {"connect_args": {"prepare_threshold": None}}
+    return {}
 
 
 class Database:
-    """The engines of one archive: ``engine`` reads and writes (ingest, jobs, caches),
-    ``readonly`` runs user queries."""
+    """The engines of one archive: ``engine`` reads and writes on the primary (ingest,
+    jobs, caches); ``readonly`` is the read-only engine for the next user query: a
+    read replica in turn if any is usable (``archive.replicas``), else
+    ``readonly_primary``."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, replicas=(), max_lag: float = 30.0,
+                 check_interval: float = 2.0, pooler: str = ""):
+        from .replicas import Replicas
         self.url = url
-        self.engine = create_engine(url)
+        options = pooler_options(pooler)
+        self.engine = create_engine(url, **options)
         init_db(self.engine)
-        self.readonly = create_readonly_engine(url)
+        self.readonly_primary = create_readonly_engine(url, **options)
+        self.replicas = None
+        if replicas:
+            self.replicas = Replicas(self.readonly_primary, replicas,
+                                     make_engine=create_readonly_engine,
+                                     connect_args=options.get("connect_args", {}),
+                                     max_lag=max_lag, interval=check_interval)
+        for engine in self._readonly_engines():
+            engine.archive_columnar = not pooler
+
+    @classmethod
+    def from_config(cls, config) -> "Database":
+        """The Database the settings describe (DATABASE_URL, READ_REPLICA_URLS,
+        REPLICA_MAX_LAG, REPLICA_CHECK_INTERVAL, DATABASE_POOLER)."""
+        return cls(config["DATABASE_URL"], replicas=config.get("READ_REPLICA_URLS") or (),
+                   max_lag=float(config.get("REPLICA_MAX_LAG", 30.0)),
+                   check_interval=float(config.get("REPLICA_CHECK_INTERVAL", 2.0)),
+                   pooler=config.get("DATABASE_POOLER", ""))
+
+    @property
+    def readonly(self) -> Engine:
+        return self.replicas.pick() if self.replicas else self.readonly_primary
+
+    def replica_status(self) -> list[dict]:
+        """Each read replica's state (``archive.replicas.Replicas.status``); [] if none."""
+        return self.replicas.status() if self.replicas else []
+
+    def _readonly_engines(self) -> list[Engine]:
+        return [self.readonly_primary, *(
+            r.engine for r in (self.replicas.replicas if self.replicas else ()))]
 
     @property
     def dialect(self) -> str:
@@ -371,12 +422,14 @@ class Database:
 
     def dispose(self):
         self.engine.dispose()
-        self.readonly.dispose()
+        self.readonly_primary.dispose()
+        if self.replicas:
+            self.replicas.dispose()
 
 
 def init_app(app) -> None:
     """Attach the archive's Database to a Flask app (``app.extensions['archive_db']``)."""
-    app.extensions["archive_db"] = Database(app.config["DATABASE_URL"])
+    app.extensions["archive_db"] = Database.from_config(app.config)
 
 
 def get_db(app=None) -> Database:

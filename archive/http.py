@@ -104,18 +104,27 @@ def text_response(value) -> Response:
     return Response("" if value is None else str(value), content_type=TEXT_MIME)
 
 
-def availability_response(engine) -> Response:
-    """VOSI availability: available if the archive database answers a read-only query."""
+def availability_response(db) -> Response:
+    """VOSI availability of the Database ``db``: available if its primary answers a
+    read-only query; one note more for each read replica that is skipped."""
     started = time.monotonic()
     try:
-        with engine.connect() as conn:
+        with db.readonly_primary.connect() as conn:
             conn.execute(sa.text("SELECT 1")).scalar_one()
         available = True
         note = f"the archive database answered in {1000 * (time.monotonic() - started):.1f} ms"
     except Exception as exc:            # any failure means: not available
         available, note = False, f"the archive database does not answer: {exc}"
+    notes = [note]
+    replicas = db.replica_status()
+    if replicas:
+        used = sum(r["state"] == "ok" for r in replicas)
+        notes.append(f"{used} of {len(replicas)} read replicas answer queries"
+                     + ("" if used else "; the primary answers them"))
+        notes += [f"read replica {r['url']} is skipped ({r['state']}): {r['detail']}"
+                  for r in replicas if r["state"] != "ok"]
     return xml_response("vosi/availability.xml", available=available, up_since=_STARTED,
-                        notes=[note])
+                        notes=notes)
 
 
 # -- faults -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import FatalFault, QueryTimeout, UsageFault
+from .errors import FatalFault, QueryTimeout, TransientFault, UsageFault
 from .prepared import LIMIT_PARAM, PreparedStatement, pg_plain_cursor
 from .result import QueryResult, ResultColumn
 
@@ -129,6 +129,26 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
     ``PreparedStatement``, run with the values ``params``.
     """
     columns = list(columns)
+    # a read replica's engine names the primary's read-only engine (archive.replicas)
+    primary = getattr(engine, "archive_primary", None)
+    if setup is not None and primary is not None:
+        engine = primary            # a hot standby cannot create temporary tables
+    run = (stmt, columns, maxrec, timeout, top, offset, plain_scan, chunk_rows, setup, params)
+    try:
+        return _execute(engine, *run)
+    except _ConnectionLost as lost:
+        if primary is None or engine is primary:
+            raise _translate(lost.__cause__, timeout) from lost.__cause__
+        # the replica went away before the first row: nothing was sent, ask the primary
+        return _execute(primary, *run)
+
+
+class _ConnectionLost(Exception):
+    """The database connection broke before the first row (``__cause__``: the error)."""
+
+
+def _execute(engine, stmt, columns, maxrec, timeout, top, offset, plain_scan, chunk_rows,
+             setup, params) -> QueryResult:
     if isinstance(stmt, PreparedStatement):
         rows = _PreparedRows(engine, stmt, params or {}, maxrec, setup)
         return _stream(rows, columns, maxrec, timeout, chunk_rows)
@@ -138,7 +158,7 @@ def execute(engine: Engine, stmt, columns: Sequence[ResultColumn], *, maxrec: in
     if plain_scan and setup is None:
         from . import columnar
         found = columnar.plan(engine, stmt, columns, offset) if columnar.available(
-            engine.dialect.name) else None
+            engine.dialect.name) and getattr(engine, "archive_columnar", True) else None
         if found is not None:
             try:
                 return _stream(_ColumnarRows(engine, found, columns, chunk_rows), columns,
@@ -165,8 +185,12 @@ def _stream(rows, columns: list, maxrec: int | None, timeout: float,
         raise
     except BaseException as exc:
         _running.pop(thread, None)
+        error = rows.error(exc)
+        lost = rows.connection_lost(error)
         rows.close(broken=True)
-        raise _translate(rows.error(exc), timeout) from exc
+        if lost:
+            raise _ConnectionLost() from error
+        raise _translate(error, timeout) from exc
 
     def generate():
         try:
@@ -220,7 +244,9 @@ class _ConnectionRows:
                 raw.rollback()
             raw.read_only = False
         if self.dialect == "postgresql":
-            conn.exec_driver_sql(f"SET statement_timeout = {int(timeout * 1000)}")
+            # LOCAL: it ends with the transaction, so it never stays on a server
+            # connection that a pooler (pgbouncer) then gives to another client
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
         if self.setup is not None:
             self.setup(conn)
             if self.dialect == "postgresql":
@@ -248,6 +274,13 @@ class _ConnectionRows:
 
     def error(self, exc: BaseException) -> BaseException:
         return exc
+
+    def connection_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the connection broke (the server went away)."""
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        raw = self.raw
+        return raw is not None and bool(getattr(raw, "broken", False))
 
     def close_cursor(self) -> None:
         pass
@@ -424,6 +457,9 @@ class _ColumnarRows:
     def error(self, exc: BaseException) -> BaseException:
         return exc
 
+    def connection_lost(self, _exc: BaseException) -> bool:
+        return False        # a failed open is _NotColumnar: the ordinary path runs
+
     def close(self, broken: bool = False) -> None:
         if self.query is not None:
             self.query.close(broken=broken)
@@ -433,6 +469,10 @@ def _translate(exc: BaseException, timeout: float) -> BaseException:
     if isinstance(exc, QueryTimeout):
         return exc
     text = str(exc)
+    if "conflict with recovery" in text:
+        # a read replica cancelled the query to replay the primary's changes
+        return TransientFault("the read replica cancelled the query to apply changes of "
+                              "the primary; run it again")
     if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
         return _timeout_fault(timeout)
     if isinstance(exc, sa.exc.DBAPIError):

@@ -157,7 +157,7 @@ def build_demo(config: dict, rows: int = 20000, seed: int = 42, workers: int | N
     products_dir = Path(config["PRODUCTS_DIR"])
     progress = Progress.of(progress)
     with progress.step("opening the database"):
-        db = Database(config["DATABASE_URL"])
+        db = Database.from_config(config)
     try:
         if replace:
             with progress.step("removing the previous catalogue and product rows"):

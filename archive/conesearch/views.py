@@ -119,4 +119,4 @@ def capabilities(catalogue: str):
 def availability(catalogue: str):
     """VOSI availability: available if the database answers a read-only query."""
     find_catalogue(catalogue)
-    return availability_response(get_db().readonly)
+    return availability_response(get_db())

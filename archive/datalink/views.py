@@ -69,4 +69,4 @@ def capabilities():
 @bp.route("/availability")
 def availability():
     """VOSI availability: available if the archive database answers."""
-    return availability_response(get_db().readonly)
+    return availability_response(get_db())

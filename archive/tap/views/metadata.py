@@ -33,7 +33,7 @@ def capabilities():
 
 @routes.route("/availability")
 def availability():
-    return availability_response(get_db().readonly)
+    return availability_response(get_db())
 
 
 @routes.route("/tables")
