@@ -203,6 +203,69 @@ def _cone(rec: Recorder, label: str | None, ra: float, dec: float) -> None:
         rec.extra.setdefault("parse", []).append(1000 * (time.perf_counter() - started))
 
 
+def phases(config: dict, windows: list, sorts: list, reps: int) -> None:
+    """Where the time of a 100,000-row result page goes, in process (no HTTP): each
+    phase of archive/search/cache.py timed alone, median CPU and wall ms over ``reps``
+    results (cold) or pages (cached)."""
+    from werkzeug.datastructures import MultiDict
+
+    import datamodel
+    from archive import create_app
+    from archive.db import get_db
+    from archive.search import cache
+    from archive.search.params import parse
+    from archive.search.query import count, result_columns
+    app = create_app({**config, "TESTING": True})
+    db = get_db(app)
+    times: dict[str, list[tuple[float, float]]] = {}
+
+    def timed(label, fn):
+        c0, w0 = time.process_time(), time.perf_counter()
+        value = fn()
+        times.setdefault(label, []).append(
+            (1000 * (time.process_time() - c0), 1000 * (time.perf_counter() - w0)))
+        return value
+
+    def search_of(window, sort, order, page):
+        args = MultiDict({**_range(window), "sort": sort, "order": order, "page": page})
+        return parse(datamodel.TABLES["aperiodic"], args, app.config, None, None)
+
+    rng = random.Random(2)
+    client = app.test_client()
+    for k in range(reps):
+        window = windows[-1 - k]
+        sort, order = sorts[k % len(sorts)]
+        found = search_of(window, sort, order, str(rng.randint(1, ROWS // 50)))
+        names = [c.name for c in result_columns(found)]
+        key = cache.key_of(found)
+        n = timed("cold: count", lambda: count(db.readonly, found, timeout=60))
+        table, total = timed("cold: read the rows, build the Arrow table",
+                             lambda: cache._build(db.readonly, found, 60, n))
+        timed("cold: encode (LZ4 Arrow file)", lambda: cache._encode(table))
+        timed("cold: encode and store (the database write)", lambda: cache._store(
+            db.engine, key, found, table, total, 1 << 40))
+        timed("cold: sort and cut the page", lambda: cache._page_rows(table.select, found,
+                                                                       names))
+    window = windows[-1]
+    for k in range(3 * reps):
+        sort, order = sorts[(7 * k) % len(sorts)]
+        found = search_of(window, sort, order, str(rng.randint(1, ROWS // 50)))
+        names = [c.name for c in result_columns(found)]
+        read, _total = timed("cached: read the entry (blob, hit count)",
+                             lambda: cache._lookup(db.engine, cache.key_of(found)))
+        timed("cached: decompress its columns, sort and cut the page",
+              lambda: cache._page_rows(read, found, names))
+        params = {**_range(window), "sort": sort, "order": order, "page": found.page}
+        timed("cached: whole request in process (test client)",
+              lambda: client.get("/search/aperiodic", query_string=params).get_data())
+    db.dispose()
+    print(f"\nwhere the time goes, in process ({reps} cold results, {3 * reps} cached pages):")
+    for label, values in times.items():
+        cpu = statistics.median(v[0] for v in values)
+        wall = statistics.median(v[1] for v in values)
+        print(f"  {label:58s} CPU {cpu:8.1f} ms  wall {wall:8.1f} ms")
+
+
 def _q(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
@@ -210,6 +273,9 @@ def _q(values: list[float], q: float) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", default="/tmp/webbench")
+    ap.add_argument("--database-url", default="",
+                    help="another database (e.g. PostgreSQL holding the same catalogue); "
+                         "its search_cache is emptied and name_cache given the names")
     ap.add_argument("--copy-from", default=None,
                     help="copy this directory's SQLite archive into --data-dir first")
     ap.add_argument("--rounds", type=int, default=200)
@@ -218,20 +284,26 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--phases", type=int, default=5, metavar="N",
+                    help="time the phases of N cold results and 3N cached pages in "
+                         "process (0: skip)")
     args = ap.parse_args(argv)
     if args.copy_from:
         _copy(Path(args.copy_from), Path(args.data_dir))
     closed = f"http://127.0.0.1:{conesearch._free_port()}/simbad/sim-tap"
     os.environ["EXTRAS_ARCHIVE_SIMBAD_URL"] = closed         # gunicorn's environment
-    config = load_config({"DATA_DIR": args.data_dir, "SIMBAD_URL": closed}, environ={})
+    overrides = {"DATA_DIR": args.data_dir, "SIMBAD_URL": closed}
+    if args.database_url:
+        overrides["DATABASE_URL"] = args.database_url
+    config = load_config(overrides, environ={})
     warnings.simplefilter("ignore", VOWarning)
     load_before = os.getloadavg()
     print(f"before: {conesearch.machine_state()}")
     setup = _prepare(config, args.seed)
     pos = conesearch.positions(config, args.rounds + 20, args.seed)
     windows = setup["windows"]
-    if args.cold + 1 > len(windows):
-        raise SystemExit(f"at most {len(windows) - 1} cold requests")
+    if args.cold + 1 + args.phases > len(windows):
+        raise SystemExit(f"--cold + --phases: at most {len(windows) - 1} results")
     hot = _range(windows[0])
     sorts = [(c, o) for c in _sort_columns(config, windows[0]) for o in ("asc", "desc")]
     rng = random.Random(args.seed)
@@ -295,6 +367,8 @@ def main(argv=None) -> int:
             proc.wait(timeout=20)
         except Exception:                   # noqa: BLE001 - a stuck server is killed
             proc.kill()
+    if args.phases:
+        phases(config, windows[args.cold + 1:], sorts, args.phases)
     load_after = os.getloadavg()
     print(f"after: {conesearch.machine_state()}")
     print(f"load average before {' '.join(f'{v:.2f}' for v in load_before)}, "
