@@ -34,6 +34,12 @@ application to the response object returned) and of the time to the last byte (t
 client's wall time until the whole body is read). Load average and the CPU reference
 of conesearch.py before and after.
 
+``--phases N`` then times, in process (no HTTP), the phases of N more cold results and
+3N cached pages (count, reading the rows into Arrow, encoding, storing; reading an
+entry, decompressing, sorting and cutting a page): where the time goes, in CPU and
+wall ms. ``--database-url`` runs against another database holding the catalogue
+(e.g. PostgreSQL); its ``search_cache`` is emptied and the names cached in it.
+
 Goals (issue 11, medians): 1-arcmin form search < 30 ms; any page of a 100,000-row
 result, sorted by any column, < 300 ms; name resolution from the cache < 5 ms.
 """
