@@ -136,7 +136,7 @@ search_cache = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),           # bytes of payload
     sa.Column("hits", sa.Integer, nullable=False),
     sa.Column("used", sa.Double, nullable=False),            # time.time() of last use
-    sa.Column("payload", sa.LargeBinary, nullable=False),    # Arrow IPC stream
+    sa.Column("payload", sa.LargeBinary, nullable=False),    # Arrow IPC file
 )
 
 #: UWS jobs (TAP async); results and uploaded files live in DATA_DIR/jobs/<job_id>/.

@@ -12,6 +12,10 @@
   form for cone search); a browser (``RESPONSEFORMAT=html``, or a browser's
   navigation without a VO format asked for) and every page for people get an HTML
   page in the site's layout with the message, the status and a way back.
+* Every answer names the server (``Server``) and says how long the application took
+  (``Server-Timing: app;dur=<ms>``, W3C Server Timing): from the request reaching
+  the application to the response object being returned, so a streamed body's
+  streaming is not included.
 
 Only this module and the blueprints' view modules import Flask.
 """
@@ -243,15 +247,36 @@ def _unexpected(exc: Exception) -> Response:
                               f"{type(exc).__name__}: {exc}"))
 
 
-def _server_header(response: Response) -> Response:
+#: where the edge notes (in the WSGI environ) when the request reached the application
+_STARTED_KEY = "archive.started"
+
+
+class _Clock:
+    """WSGI middleware: notes when a request reaches the application, before Flask
+    matches its URL (so the Server-Timing figure covers all of Flask's work)."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ[_STARTED_KEY] = time.perf_counter()
+        return self.wsgi_app(environ, start_response)
+
+
+def _edge_headers(response: Response) -> Response:
     response.headers["Server"] = SERVER_TOKEN
+    started = request.environ.get(_STARTED_KEY)
+    if started is not None:
+        elapsed = 1000 * (time.perf_counter() - started)
+        response.headers["Server-Timing"] = f"app;dur={elapsed:.2f}"
     return response
 
 
 def install(app: Flask) -> None:
-    """Put the fault handlers and the Server header on ``app`` (once, for every
-    blueprint and for URLs no blueprint knows)."""
+    """Put the fault handlers and the Server and Server-Timing headers on ``app``
+    (once, for every blueprint and for URLs no blueprint knows)."""
     app.register_error_handler(ArchiveFault, _answer)
     app.register_error_handler(HTTPException, lambda exc: _answer(_http_fault(exc)))
     app.register_error_handler(Exception, _unexpected)
-    app.after_request(_server_header)
+    app.after_request(_edge_headers)
+    app.wsgi_app = _Clock(app.wsgi_app)

@@ -111,6 +111,39 @@ def test_every_answer_names_the_server(client):
         assert client.get(url).headers["Server"].startswith("extras-archive/")
 
 
+def _server_time(response) -> float:
+    """The app's duration (ms) in a W3C Server-Timing header ``app;dur=<ms>``."""
+    name, dur = response.headers["Server-Timing"].split(";")
+    assert name == "app" and dur.startswith("dur=")
+    return float(dur[len("dur="):])
+
+
+def test_every_answer_says_how_long_the_application_took(client, monkeypatch):
+    """Server-Timing on pages, VO answers, streamed results, errors and unknown URLs;
+    the figure is the application's time (a view made 80 ms slower shows it)."""
+    import time
+
+    from archive.resolver import views
+
+    for url in ("/", "/tap/capabilities", "/scs/aperiodic?RA=10&DEC=20&SR=0.1",
+                "/tap/sync?LANG=ADQL&QUERY=SELECT+TOP+5+ra+FROM+extras.aperiodic",
+                "/search/aperiodic?pos=10+20&radius=1", "/search/aperiodic?radius=-1",
+                "/resolve?name=", "/nothing"):
+        started = time.perf_counter()
+        response = client.get(url)
+        wall = 1000 * (time.perf_counter() - started)
+        assert 0 <= _server_time(response) <= wall, url
+    real = views.resolve_name
+
+    def slow(*args, **kwargs):
+        time.sleep(0.08)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "resolve_name", slow)
+    response = client.get("/resolve", query_string={"name": "150.1 +2.2"})
+    assert response.status_code == 200 and _server_time(response) >= 80
+
+
 def test_availability_is_one_document_for_both_services(client):
     for url in ("/tap/availability", "/scs/aperiodic/availability"):
         body = client.get(url).get_data(as_text=True)

@@ -117,3 +117,21 @@ def test_ingest_empties_the_cache(empty_config):
     finally:
         with app.app_context():
             get_db().dispose()
+
+
+def test_a_cut_result_is_its_first_rows_by_the_key(client, cache_on):
+    """A result cut at maxrec is cached as its first maxrec rows in the table's key
+    order (the rows are read in that order only when the result is cut; a whole
+    result is read in any order and sorted here), and its pages sort those rows."""
+    params = {"camera": "PN", "maxrec": "30", "per_page": "10", "sort": "fvar",
+              "order": "desc", "verb": "3"}
+    pages = [_ids(client, **params, page=str(n)) for n in (1, 2, 3)]
+    assert "More than 30 rows match" in pages[0][1]
+    assert len(_entries(cache_on)) == 1
+    with cache_on.app_context(), get_db().engine.connect() as conn:
+        first = conn.execute(sa.text(
+            "SELECT extras_id, fvar FROM aperiodic WHERE camera = 'PN' "
+            "ORDER BY obs_id, exp_id, camera, src_num LIMIT 30")).all()
+    assert len(first) == 30
+    ordered = sorted(first, key=lambda r: (r.fvar is None, -(r.fvar or 0)))
+    assert [i for ids, _ in pages for i in ids] == [r.extras_id for r in ordered]

@@ -2,9 +2,10 @@
 
 Paging through a result, sorting it by another column or opening a shared URL again
 does not run the search again: the whole filtered result (every column, at most
-``maxrec`` rows) is kept once as an Arrow IPC stream (zstd) in the ``search_cache``
+``maxrec`` rows) is kept once as an Arrow IPC file (LZ4) in the ``search_cache``
 table of the database, so every gunicorn worker shares it; pages are then sorted and
-cut from it with pyarrow. The key is a digest of what selects the rows (catalogue,
+cut from it with pyarrow, decompressing only the columns a page needs (the sort
+column and the key first, then the columns shown). The key is a digest of what selects the rows (catalogue,
 resolved position, area, constraints, maxrec), not of the page, the sort, the columns
 or the format, nor of the text typed in the position box ("M 31" and its coordinates
 share an entry).
@@ -25,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,14 +34,21 @@ import sqlalchemy as sa
 
 from ..db import search_cache
 from .params import DISTANCE, Search
-from .query import Page, count, result_columns, run
+from ..query import execute
+from .query import Page, count, result_columns, statement
 
 __all__ = ["key_of", "cached_page", "Settings"]
 
 _TYPES = {"boolean": pa.bool_(), "short": pa.int16(), "int": pa.int32(),
           "long": pa.int64(), "float": pa.float64(), "double": pa.float64(),
           "char": pa.string()}
-_IPC = pa.ipc.IpcWriteOptions(compression="zstd")
+# LZ4 rather than zstd: a third larger (22 against 17 MB for 100,000 aperiodic rows)
+# but decompressed three times faster (12 against 27 ms of CPU for the columns of a
+# page; benchmarks/README.md, "Web portal"), which every cached page pays
+_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+#: how entries are written; part of the key, so entries of an older layout are never
+#: read (they are evicted first, being the least recently used)
+_LAYOUT = "arrow-file-lz4"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +65,7 @@ class Settings:
 
 def key_of(search: Search) -> str:
     """The digest of what selects the rows of ``search``."""
-    query = {"catalogue": search.table.name, "maxrec": search.maxrec,
+    query = {"layout": _LAYOUT, "catalogue": search.table.name, "maxrec": search.maxrec,
              "shape": search.shape if search.spatial else None,
              "ra": None if search.ra is None else repr(float(search.ra)),
              "dec": None if search.dec is None else repr(float(search.dec)),
@@ -73,29 +82,51 @@ def _whole(search: Search) -> Search:
                                sort=None, order="asc")
 
 
-def _build(readonly, search: Search, timeout: float) -> tuple[pa.Table, int]:
-    """The whole result as an Arrow table, and its row count (maxrec + 1 if cut)."""
+def _build(readonly, search: Search, timeout: float, counted: int
+           ) -> tuple[pa.Table, int]:
+    """The whole result as an Arrow table, and its row count (maxrec + 1 if cut);
+    ``counted``: the matching rows, counted up to maxrec + 1."""
     whole = _whole(search)
-    result = run(readonly, whole, timeout=timeout)
+    stmt = statement(whole)
+    if counted <= whole.maxrec:
+        # Every matching row is kept, so the database need not order them: pages are
+        # sorted here, down to the table's key, whatever order the rows came in.
+        # Ordering by the key made SQLite walk the whole table by its key index
+        # instead of the HEALPix ranges of the area (twice the time for a 100,000-row
+        # range of the 1,000,000-row archive, benchmarks/web.py). A cut result keeps
+        # the order: its rows are the first maxrec by the key.
+        stmt = stmt.order_by(None)
+    result = execute(readonly, stmt, result_columns(whole), maxrec=whole.maxrec,
+                     timeout=timeout)
     rows = [r for chunk in result.chunks() for r in chunk]
-    arrays = {c.name: pa.array([r[i] for r in rows], type=_TYPES[c.datatype])
-              for i, c in enumerate(result.columns)}
+    values = zip(*rows) if rows else [[] for _ in result.columns]
+    arrays = {c.name: pa.array(v, type=_TYPES[c.datatype])
+              for c, v in zip(result.columns, values)}
     total = len(rows) + (1 if result.overflow else 0)
     return pa.table(arrays), total
 
 
 def _encode(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_IPC) as writer:
+    with pa.ipc.new_file(sink, table.schema, options=_IPC) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
 
-def _decode(payload: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+def _reader(payload: bytes) -> Callable[[list[str]], pa.Table]:
+    """``read(names)``: the named columns of a stored result (only those are
+    decompressed)."""
+    buffer = pa.py_buffer(payload)
+    schema = pa.ipc.open_file(buffer).schema
+
+    def read(names: list[str]) -> pa.Table:
+        fields = sorted({schema.get_field_index(n) for n in names})
+        options = pa.ipc.IpcReadOptions(included_fields=fields)
+        return pa.ipc.open_file(buffer, options=options).read_all()
+    return read
 
 
-def _lookup(engine, key: str) -> tuple[pa.Table, int] | None:
+def _lookup(engine, key: str) -> tuple[Callable[[list[str]], pa.Table], int] | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(search_cache.c.rows, search_cache.c.payload)
                            .where(search_cache.c.key == key)).first()
@@ -107,7 +138,7 @@ def _lookup(engine, key: str) -> tuple[pa.Table, int] | None:
                 hits=search_cache.c.hits + 1, used=time.time()))
     except sa.exc.OperationalError:
         pass
-    return _decode(row.payload), int(row.rows)
+    return _reader(row.payload), int(row.rows)
 
 
 def _store(engine, key: str, search: Search, table: pa.Table, total: int,
@@ -139,15 +170,18 @@ def _evict(engine, max_bytes: int) -> None:
             conn.execute(search_cache.delete().where(search_cache.c.key.in_(old)))
 
 
-def _page_rows(table: pa.Table, search: Search, names: list[str]) -> list[tuple]:
+def _page_rows(read: Callable[[list[str]], pa.Table], search: Search,
+               names: list[str]) -> list[tuple]:
+    """The rows of the page, columns ``names``; ``read(names)`` gives columns of the
+    whole result."""
     sort = search.sort or (DISTANCE if search.positional else None)
     keys = [(sort, "descending" if search.order == "desc" else "ascending", "at_end")
             ] if sort else []
     keys += [(k, "ascending", "at_end") for k in search.table.key if k != sort]
-    order = pc.sort_indices(table, sort_keys=keys)
+    order = pc.sort_indices(read([k for k, _, _ in keys]), sort_keys=keys)
     offset = (search.page - 1) * search.per_page
     size = max(0, min(search.per_page, search.maxrec - offset))
-    chosen = table.take(order[offset:offset + size]).select(names)
+    chosen = read(names).take(order[offset:offset + size]).select(names)
     columns = [chosen.column(i).to_pylist() for i in range(len(names))]
     return list(zip(*columns))
 
@@ -165,10 +199,11 @@ def cached_page(engine, readonly, search: Search, *, timeout: float,
         total = count(readonly, search, timeout=timeout)
         if not settings.min_rows <= min(total, search.maxrec) <= settings.max_rows:
             return None, total
-        table, total = _build(readonly, search, timeout)
+        table, total = _build(readonly, search, timeout, total)
         _store(engine, key, search, table, total, settings.max_bytes)
+        read = table.select
     else:
-        table, total = found
+        read, total = found
     columns = result_columns(search)
-    rows = _page_rows(table, search, [c.name for c in columns])
+    rows = _page_rows(read, search, [c.name for c in columns])
     return Page(columns, rows, search.page, search.per_page, total, search.maxrec), None
