@@ -189,7 +189,19 @@ def _geom(value, kinds, name, node):
     return value.geom
 
 
+def _check_coordinates(ra: Value, dec: Value) -> None:
+    """Constant coordinates must be finite, and a declination within [-90, 90]."""
+    for v, what in ((ra, "RA"), (dec, "Dec")):
+        if v.is_const and isinstance(v.const, (int, float)) and not math.isfinite(v.const):
+            raise ADQLValidationError(f"the {what} of a position must be a finite number, "
+                                      f"not {v.const}", **at(v.node))
+    if dec.is_const and isinstance(dec.const, (int, float)) and not -90 <= dec.const <= 90:
+        raise ADQLValidationError(f"the Dec of a position must be between -90 and 90 "
+                                  f"degrees, not {dec.const:g}", **at(dec.node))
+
+
 def make_point(ra: Value, dec: Value) -> Point:
+    _check_coordinates(ra, dec)
     src = None
     if ra.source is not None and dec.source is not None and ra.source[0] is dec.source[0]:
         s = ra.source[0]
@@ -303,6 +315,11 @@ def _contains_point(ctx, p: Point, shape, node):
         return sa.and_(dec >= dec_min, dec <= dec_max, in_ra)
     if isinstance(shape, Polygon):
         vertices = _const_polygon(shape, node)
+        from archive.sky import ShapeError, convex_polygon
+        try:
+            convex_polygon(vertices)          # refuses degenerate and non-convex ones
+        except ShapeError as exc:
+            raise ADQLValidationError(f"POLYGON: {exc}", **at(node)) from None
         if _indexed(p):
             from archive import spatial
             return spatial.polygon_condition(p.source.selectable, vertices)
