@@ -146,6 +146,8 @@ def _check(tree: Tree) -> None:
                     f"{MAX_DEPTH - depth + 1} are accepted at this place (the limit is "
                     f"{MAX_DEPTH} levels of nesting in all); split it or use an aggregate",
                     **at(node))
+        elif data == "signed":
+            step = 2            # -(...) in SQL: a parenthesis level of SQLite's parser
         elif data in _LITERALS:
             literals += 1
             if literals > MAX_LITERALS:

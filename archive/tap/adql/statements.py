@@ -298,6 +298,8 @@ class StatementsMixin:
         right_sources = scope.sources[n_mid:]
         local = Scope(sources=left_sources + right_sources, parent=scope.parent,
                       merged=dict(scope.merged))
+        if node.data == "cross_join":
+            return left.join(right, sa.true())
         if spec is None and not natural:
             # ADQL (as SQL-92) requires a join condition; a JOIN without one is not a
             # cross join
