@@ -454,5 +454,7 @@ def _translate(exc: BaseException, timeout: float) -> BaseException:
             # zero, ACOS(2), a value out of range), which is the request's fault
             message = str(orig).splitlines()[0] if str(orig) else sqlstate
             return UsageFault(f"the query failed on a value: {message}")
-        return FatalFault(f"the database could not run the query: {orig}")
+        # the first line only: the rest quotes the SQL (hidden columns, table names)
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        return FatalFault(f"the database could not run the query: {first}")
     return exc

@@ -127,10 +127,22 @@ def crossmatch_condition(ctx, p1: Point, p2: Point, radius: Value):
 def _upload_ranges(up: Point, other: Point, radius_deg: float):
     """The index-using part of a cross-match between an uploaded table's position
     and an indexed table's: the uploaded table offers it through
-    ``info["crossmatch_ranges"]`` of its temporary table (see archive.tap.uploads)."""
-    if up.source is None or not _indexed(other):
+    ``info["crossmatch_ranges"]`` of its temporary table (see archive.tap.uploads).
+    The position is the table's own, or any two of its columns the query names
+    (``info["positions"]`` makes them its position)."""
+    if not _indexed(other) or up.const is not None:
         return None
-    selectable = up.source.selectable
+    source = up.source
+    if source is None:            # two plain columns of one table, not its position
+        if up.ra.source is None or up.dec.source is None \
+                or up.ra.source[0] is not up.dec.source[0]:
+            return None
+        source = up.ra.source[0]
+        element = getattr(source.selectable, "element", source.selectable)
+        positions = getattr(element, "info", {}).get("positions")
+        if positions is None or not positions(up.ra.source[1], up.dec.source[1]):
+            return None
+    selectable = source.selectable
     table = getattr(selectable, "element", selectable)
     provider = getattr(table, "info", {}).get("crossmatch_ranges")
     if provider is None:
