@@ -465,6 +465,11 @@ class _ColumnarRows:
             self.query.close(broken=broken)
 
 
+#: SQLite's messages for its fixed limits on statement size
+_TOO_COMPLEX = ("parser stack overflow", "Expression tree is too large", "too many columns",
+                "too many terms", "too many SQL variables", "too many FROM clause terms")
+
+
 def _translate(exc: BaseException, timeout: float) -> BaseException:
     if isinstance(exc, QueryTimeout):
         return exc
@@ -479,11 +484,18 @@ def _translate(exc: BaseException, timeout: float) -> BaseException:
         orig = getattr(exc, "orig", exc)
         if "not authorized" in str(orig) or "read-only" in str(orig):
             return UsageFault(f"the query tried something that is not allowed: {orig}")
+        if any(m in str(orig) for m in _TOO_COMPLEX):
+            # SQLite's fixed limits (parser stack, expression depth, columns, terms):
+            # the ADQL translator bounds queries below them; anything else that
+            # reaches one is still the query's doing
+            return UsageFault(f"the query is too complex for the database: {orig}")
         sqlstate = getattr(orig, "sqlstate", None) or ""
         if sqlstate.startswith("22"):
             # PostgreSQL "data exception": the query's own arithmetic failed (division by
             # zero, ACOS(2), a value out of range), which is the request's fault
             message = str(orig).splitlines()[0] if str(orig) else sqlstate
             return UsageFault(f"the query failed on a value: {message}")
-        return FatalFault(f"the database could not run the query: {orig}")
+        # the first line only: the rest quotes the SQL (hidden columns, table names)
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        return FatalFault(f"the database could not run the query: {first}")
     return exc

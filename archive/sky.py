@@ -109,7 +109,10 @@ def order_for_radius(radius_deg: float) -> int:
     """
     if radius_deg <= 0:
         return MAX_QUERY_ORDER
-    k = math.ceil(math.log2(_RESOL0 / radius_deg))
+    ratio = _RESOL0 / radius_deg
+    if not math.isfinite(ratio):          # a subnormal radius (5e-324): the finest order
+        return MAX_QUERY_ORDER
+    k = math.ceil(math.log2(ratio))
     return max(0, min(MAX_QUERY_ORDER, k))
 
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import FatalFault
+from ..errors import FatalFault, UsageFault
 
 __all__ = ["NUMERIC_DTYPES", "ColumnLayout", "Column", "ArrowTextColumn", "layout_for",
            "layouts_for", "encode_chunk", "arrow_columns", "column_chunks", "ascii_text", "control_escaped", "clip_text", "format_numbers",
@@ -231,7 +231,15 @@ def encode_chunk(chunk: Sequence[tuple], layouts: list[ColumnLayout]) -> list[Co
                 out.append(_array(values, lay))
         except FatalFault:
             raise
-        except (TypeError, ValueError, OverflowError) as exc:
+        except OverflowError as exc:
+            if lay.datatype not in ("short", "int", "long"):
+                raise FatalFault(f"column {lay.name}: a value does not fit datatype "
+                                 f"{lay.datatype}: {exc}") from exc
+            # SQLite turns an integer overflow of + - * into a REAL: the query's doing
+            raise UsageFault(f"column {lay.name}: a value is outside the range of a 64-bit "
+                             "integer (an integer overflow in the query's arithmetic); "
+                             "CAST an operand to DOUBLE PRECISION") from exc
+        except (TypeError, ValueError) as exc:
             raise FatalFault(f"column {lay.name}: a value does not fit datatype "
                              f"{lay.datatype}: {exc}") from exc
     return out

@@ -77,6 +77,31 @@ class UploadedTable(Upload):
     dec_values: Any = None
     xmatch_radius: float | None = None               # largest match radius asked for
 
+    def use_positions(self, ra: str, dec: str) -> bool:
+        """Make columns ``ra``, ``dec`` the table's position (hidden columns, index
+        ranges), unless it already has another one; True if they are its position.
+        The ADQL translator calls this for the columns a cross-match names, so any
+        two numeric columns can be matched through the index."""
+        if self.ra is not None:
+            return (self.ra, self.dec) == (ra, dec)
+        names = [c.name for c in self.columns]
+        kinds = {c.name: c.datatype for c in self.columns}
+        numeric = ("float", "double", "int", "long", "short")
+        if ra not in kinds or dec not in kinds or kinds[ra] not in numeric \
+                or kinds[dec] not in numeric:
+            return False
+        ra_values = _floats(self.values[names.index(ra)])
+        dec_values = _floats(self.values[names.index(dec)])
+        bad = np.flatnonzero(np.isfinite(dec_values) & (np.abs(dec_values) > 90))
+        if bad.size:
+            i = int(bad[0])
+            raise UsageFault(f"UPLOAD table {self.name}, row {i + 1}: {dec}={dec_values[i]} "
+                             "is outside [-90, 90] degrees")
+        self.ra, self.dec = ra, dec
+        self.ra_values, self.dec_values = np.mod(ra_values, 360.0), dec_values
+        self.table.info["crossmatch_ranges"] = self.crossmatch_ranges
+        return True
+
     def crossmatch_ranges(self, selectable, hpx, radius_deg: float):
         """The index-using part of a cross-match with a table whose HEALPix column is
         ``hpx``: ``hpx`` lies in one of this row's neighbour-cell ranges. None if the
@@ -366,29 +391,19 @@ def build_upload(name: str, content: bytes, config: Mapping) -> UploadedTable:
             raise UsageFault(f"UPLOAD table {name} has a column without a name")
         seen[low] = c.name
     ra, dec = _position_columns(cols)
-    ra_values = dec_values = None
-    if ra is not None:
-        ra_values = _floats(values[[c.name for c in cols].index(ra)])
-        dec_values = _floats(values[[c.name for c in cols].index(dec)])
-        bad = np.flatnonzero(np.isfinite(dec_values) & (np.abs(dec_values) > 90))
-        if bad.size:
-            i = int(bad[0])
-            raise UsageFault(f"UPLOAD table {name}, row {i + 1}: {dec}={dec_values[i]} is "
-                             "outside [-90, 90] degrees")
-        ra_values = np.mod(ra_values, 360.0)
     metadata = sa.MetaData()
     sa_cols = [sa.Column(c.name, sql_type(c), quote=True) for c in cols]
-    if ra is not None:
-        sa_cols += [sa.Column("_hpx", sa.BigInteger), sa.Column("_x", sa.Double),
-                    sa.Column("_y", sa.Double), sa.Column("_z", sa.Double)]
-        sa_cols += [sa.Column(n, sa.BigInteger) for n in _RANGE_COLUMNS]
+    # the hidden columns always exist (NULL unless positions are known by load time):
+    # a query may name the positions of a table that has neither UCDs nor usual names
+    sa_cols += [sa.Column("_hpx", sa.BigInteger), sa.Column("_x", sa.Double),
+                sa.Column("_y", sa.Double), sa.Column("_z", sa.Double)]
+    sa_cols += [sa.Column(n, sa.BigInteger) for n in _RANGE_COLUMNS]
     table = sa.Table(f"tap_upload_{name.lower()}", metadata, *sa_cols,
                      prefixes=["TEMPORARY"])
-    upload = UploadedTable(name=name, columns=cols, table=table, ra=ra, dec=dec,
-                           values=values, nrows=nrows, ra_values=ra_values,
-                           dec_values=dec_values)
+    upload = UploadedTable(name=name, columns=cols, table=table, values=values, nrows=nrows)
+    table.info["positions"] = upload.use_positions
     if ra is not None:
-        table.info["crossmatch_ranges"] = upload.crossmatch_ranges
+        upload.use_positions(ra, dec)
     return upload
 
 

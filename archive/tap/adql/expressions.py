@@ -7,8 +7,13 @@ condition is expected (and a value where a value is) are made here.
 """
 from __future__ import annotations
 
+import math
+
 import sqlalchemy as sa
 from lark import Token, Tree
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import ColumnElement
 
 from . import geometry as geo
 from .errors import ADQLValidationError, UnknownColumnError, UnsupportedError
@@ -17,6 +22,36 @@ from .values import (FLOATS, INTEGERS, NOCONST, NUMERIC, Value, as_double, as_nu
                      literal, numeric_result, sa_type)
 
 __all__ = ["ExpressionsMixin"]
+
+#: AND/OR operands nested flat in one group; longer chains become balanced groups of
+#: groups, so that SQLite (which parses "a OR b OR c ..." one level per operand, at
+#: most 1000 deep) and SQLAlchemy's recursive compiler see a shallow tree.
+_GROUP = 64
+
+
+class _Parenthesised(ColumnElement):
+    """A condition in parentheses that sa.and_/sa.or_ do not flatten into their own
+    operand list (they unwrap their own Grouping)."""
+
+    inherit_cache = True
+    _traverse_internals = [("element", visitors.InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, element):
+        self.element = element
+        self.type = sa.Boolean()
+
+
+@compiles(_Parenthesised)
+def _compile_parenthesised(element, compiler, **kw):
+    return "(" + compiler.process(element.element, **kw) + ")"
+
+
+def _balanced(fn, parts: list):
+    """``fn(*parts)`` (sa.and_ or sa.or_) as a tree of parenthesised groups of at most
+    ``_GROUP`` operands: depth about 64 * log64(n) instead of n."""
+    while len(parts) > _GROUP:
+        parts = [_Parenthesised(fn(*parts[i:i + _GROUP])) for i in range(0, len(parts), _GROUP)]
+    return fn(*parts)
 
 _NUMERIC_CASTS = {"SMALLINT": ("short", sa.SmallInteger), "INTEGER": ("int", sa.Integer),
                   "BIGINT": ("long", sa.BigInteger), "REAL": ("float", sa.REAL),
@@ -72,12 +107,12 @@ class ExpressionsMixin:
 
     def x_or(self, node, scope):
         parts = [self._cond(c, scope) for c in node.children if isinstance(c, Tree)]
-        return Value(sa.or_(*[p.sql for p in parts]), "condition",
+        return Value(_balanced(sa.or_, [p.sql for p in parts]), "condition",
                      aggregate=any(p.aggregate for p in parts))
 
     def x_and(self, node, scope):
         parts = [self._cond(c, scope) for c in node.children if isinstance(c, Tree)]
-        return Value(sa.and_(*[p.sql for p in parts]), "condition",
+        return Value(_balanced(sa.and_, [p.sql for p in parts]), "condition",
                      aggregate=any(p.aggregate for p in parts))
 
     def x_not(self, node, scope):
@@ -87,7 +122,12 @@ class ExpressionsMixin:
     def _comparable(self, a: Value, b: Value, node):
         ta, tb = a.datatype, b.datatype
         if "null" in (ta, tb):
-            return as_number(a), as_number(b)
+            # ADQL 2.1 has no NULL value expression (NULL appears only in IS [NOT]
+            # NULL); a comparison with NULL is never true in SQL: refuse it
+            raise self.error(ADQLValidationError,
+                             "NULL cannot be compared (with =, <>, <, >, IN, BETWEEN or "
+                             "CASE ... WHEN): such a comparison is never true; use "
+                             "IS NULL or IS NOT NULL", node)
         if (ta == "char") != (tb == "char"):
             raise self.error(ADQLValidationError,
                              f"cannot compare a string with a number ({ta} and {tb})", node)
@@ -175,6 +215,8 @@ class ExpressionsMixin:
         neg = any(isinstance(c, Token) and c.type == "NOT" for c in node.children)
         v, p = self._operand(trees[0], scope), self._operand(trees[1], scope)
         for x, t in ((v, trees[0]), (p, trees[1])):
+            if x.datatype == "null":
+                self._comparable(v, p, node)           # the NULL comparison error
             if x.datatype not in ("char", "null"):
                 raise self.error(ADQLValidationError,
                                  f"LIKE compares strings; this is {x.datatype}", t)
@@ -287,12 +329,25 @@ class ExpressionsMixin:
 
     def x_number(self, node, scope):
         text = str(node.children[0])
-        if any(c in text for c in ".eE"):
-            return literal(float(text), "double", node)
-        value = int(text)
-        if value >= 2 ** 63:
-            return literal(float(text), "double", node)
-        return literal(value, "long", node)
+        digits = text.lstrip("0")
+        if not any(c in text for c in ".eE") and len(digits) <= 19 and int(text) < 2 ** 63:
+            return literal(int(text), "long", node)
+        value = float(text)       # larger integers are doubles, as in PostgreSQL
+        if not math.isfinite(value):
+            shown = text if len(text) <= 30 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
+            raise self.error(ADQLValidationError, f"the number {shown} is too large: it "
+                             "does not fit a double precision value (at most about 1.8e308)",
+                             node)
+        return literal(value, "double", node)
+
+    def x_hex_number(self, node, scope):
+        """ADQL 2.1 hexadecimal literal (0x1F): an integer (long)."""
+        text = str(node.children[0])
+        digits = text[2:].lstrip("0")
+        if len(digits) > 16 or int(digits or "0", 16) >= 2 ** 63:
+            raise self.error(ADQLValidationError, f"the hexadecimal number {text[:40]} is too "
+                             "large: the largest integer is 0x7FFFFFFFFFFFFFFF", node)
+        return literal(int(digits or "0", 16), "long", node)
 
     def x_string(self, node, scope):
         text = "".join(str(t)[1:-1].replace("''", "'") for t in node.children)

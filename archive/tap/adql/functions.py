@@ -165,12 +165,22 @@ def _rand(ctx, args, node):
     return Value(sql, "double", node=node)
 
 
+#: Largest number of digits (either way) of ROUND and TRUNCATE.
+MAX_DIGITS = 300
+
+
 def _digits(name, args, node) -> int:
     if len(args) < 2:
         return 0
     d = args[1]
-    if not d.is_const or not isinstance(d.const, (int, float)) or int(d.const) != d.const:
+    if not d.is_const or not isinstance(d.const, (int, float)) or not math.isfinite(d.const) \
+            or int(d.const) != d.const:
         raise ADQLValidationError(f"the second argument of {name} must be a constant integer",
+                                  **at(d.node or node))
+    if abs(d.const) > MAX_DIGITS:
+        # a double has no digits beyond these (1e-308 .. 1.8e308), and 10**n would overflow
+        raise ADQLValidationError(f"the number of digits of {name} must be between "
+                                  f"-{MAX_DIGITS} and {MAX_DIGITS}, not {int(d.const)}",
                                   **at(d.node or node))
     return int(d.const)
 
@@ -203,8 +213,14 @@ def _truncate(ctx, args, node):
     if ctx.dialect == "postgresql":
         sql = sa.cast(sa.func.trunc(sa.cast(x.sql, sa.Numeric), n), sa.Double)
     else:
-        q = 10.0 ** n
-        sql = sa.func.trunc(as_double(x) * q) / q
+        x_sql = as_double(x)
+        if n > 15:      # x * 10^n could overflow; below a double's resolution anyway
+            sql = x_sql - sa.func.mod(x_sql, 10.0 ** -n)
+        else:
+            q = 10.0 ** n
+            sql = sa.func.trunc(x_sql * q) / q
+            if n >= 0:  # from 2^52 on a double is an integer: nothing to cut (no overflow)
+                sql = sa.case((sa.func.abs(x_sql) >= 4503599627370496.0, x_sql), else_=sql)
     return Value(sql, "double",
                  const=_fold(lambda v: math.trunc(v * 10.0 ** n) / 10.0 ** n, args[:1]),
                  aggregate=_agg(args), node=node)

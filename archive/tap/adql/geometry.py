@@ -127,10 +127,22 @@ def crossmatch_condition(ctx, p1: Point, p2: Point, radius: Value):
 def _upload_ranges(up: Point, other: Point, radius_deg: float):
     """The index-using part of a cross-match between an uploaded table's position
     and an indexed table's: the uploaded table offers it through
-    ``info["crossmatch_ranges"]`` of its temporary table (see archive.tap.uploads)."""
-    if up.source is None or not _indexed(other):
+    ``info["crossmatch_ranges"]`` of its temporary table (see archive.tap.uploads).
+    The position is the table's own, or any two of its columns the query names
+    (``info["positions"]`` makes them its position)."""
+    if not _indexed(other) or up.const is not None:
         return None
-    selectable = up.source.selectable
+    source = up.source
+    if source is None:            # two plain columns of one table, not its position
+        if up.ra.source is None or up.dec.source is None \
+                or up.ra.source[0] is not up.dec.source[0]:
+            return None
+        source = up.ra.source[0]
+        element = getattr(source.selectable, "element", source.selectable)
+        positions = getattr(element, "info", {}).get("positions")
+        if positions is None or not positions(up.ra.source[1], up.dec.source[1]):
+            return None
+    selectable = source.selectable
     table = getattr(selectable, "element", selectable)
     provider = getattr(table, "info", {}).get("crossmatch_ranges")
     if provider is None:
@@ -189,7 +201,19 @@ def _geom(value, kinds, name, node):
     return value.geom
 
 
+def _check_coordinates(ra: Value, dec: Value) -> None:
+    """Constant coordinates must be finite, and a declination within [-90, 90]."""
+    for v, what in ((ra, "RA"), (dec, "Dec")):
+        if v.is_const and isinstance(v.const, (int, float)) and not math.isfinite(v.const):
+            raise ADQLValidationError(f"the {what} of a position must be a finite number, "
+                                      f"not {v.const}", **at(v.node))
+    if dec.is_const and isinstance(dec.const, (int, float)) and not -90 <= dec.const <= 90:
+        raise ADQLValidationError(f"the Dec of a position must be between -90 and 90 "
+                                  f"degrees, not {dec.const:g}", **at(dec.node))
+
+
 def make_point(ra: Value, dec: Value) -> Point:
+    _check_coordinates(ra, dec)
     src = None
     if ra.source is not None and dec.source is not None and ra.source[0] is dec.source[0]:
         s = ra.source[0]
@@ -303,6 +327,11 @@ def _contains_point(ctx, p: Point, shape, node):
         return sa.and_(dec >= dec_min, dec <= dec_max, in_ra)
     if isinstance(shape, Polygon):
         vertices = _const_polygon(shape, node)
+        from archive.sky import ShapeError, convex_polygon
+        try:
+            convex_polygon(vertices)          # refuses degenerate and non-convex ones
+        except ShapeError as exc:
+            raise ADQLValidationError(f"POLYGON: {exc}", **at(node)) from None
         if _indexed(p):
             from archive import spatial
             return spatial.polygon_condition(p.source.selectable, vertices)

@@ -20,6 +20,7 @@ from archive.result import ResultColumn
 from .catalog import UPLOAD_SCHEMA, CatalogTable
 from .errors import (ADQLValidationError, QueryTooComplexError, UnknownColumnError,
                      UnknownTableError, UnsupportedError)
+from .parser import MAX_SELECT_ITEMS
 from .scopes import Scope, Source
 
 __all__ = ["Query", "StatementsMixin", "MAX_TABLES"]
@@ -194,6 +195,10 @@ class StatementsMixin:
                     alias = self.ident(item.children[1].children[-1])[0]
                 name = alias or (value.meta.name if value.meta is not None else value.name)
                 items.append((name, value, item))
+        if len(items) > MAX_SELECT_ITEMS:
+            raise self.error(QueryTooComplexError,
+                             f"the select list has {len(items)} columns (after * is "
+                             f"expanded); at most {MAX_SELECT_ITEMS} are accepted", query_node)
         seen, result = set(), []
         for name, value, n in items:
             unique, k = name, 2
@@ -293,10 +298,14 @@ class StatementsMixin:
         right_sources = scope.sources[n_mid:]
         local = Scope(sources=left_sources + right_sources, parent=scope.parent,
                       merged=dict(scope.merged))
-        if spec is None and not natural:
-            if kind != "INNER":
-                raise self.error(ADQLValidationError, f"{kind} JOIN needs ON or USING", node)
+        if node.data == "cross_join":
             return left.join(right, sa.true())
+        if spec is None and not natural:
+            # ADQL (as SQL-92) requires a join condition; a JOIN without one is not a
+            # cross join
+            raise self.error(ADQLValidationError,
+                             f"{kind} JOIN needs ON or USING (a join condition), or NATURAL; "
+                             "for every pair of rows write CROSS JOIN", node)
         if spec is not None and spec.data == "join_on":
             onclause = self.condition(spec.children[-1], local, "ON").sql
         else:

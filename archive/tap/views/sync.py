@@ -6,6 +6,8 @@ beside the view that runs the query.
 """
 from __future__ import annotations
 
+import itertools
+
 from flask import Response, current_app, render_template
 
 import datamodel
@@ -74,10 +76,21 @@ def sync():
         form = query_form_link()
         options["nav"] = [("Home", base_url("/")), ("ADQL form", base_url("/tap"))] + \
             ([("Edit this query in the form", form)] if form else [])
-    # a generator: rows are encoded and sent as they come, never held in memory
-    return Response(fmt.render(result, **options), status=200,
+    # a generator: rows are encoded and sent as they come, never held in memory; its
+    # first pieces (the header and the first chunk of rows, already fetched) are
+    # encoded before the status is sent, so that a value the format cannot carry
+    # (an integer overflow) is a 400, not a 200 cut short (CSV and TSV have no
+    # in-band error marker)
+    return Response(_primed(fmt.render(result, **options), 2), status=200,
                     content_type=fmt.content_type(tap_request.format_requested),
                     headers=headers, direct_passthrough=True)
+
+
+def _primed(pieces, n: int):
+    """``pieces`` with its first ``n`` items computed now (errors raised here)."""
+    pieces = iter(pieces)
+    first = list(itertools.islice(pieces, n))
+    return itertools.chain(first, pieces)
 
 
 @routes.route("/<path:rest>", methods=["GET", "POST"])
