@@ -18,16 +18,18 @@ Only this module and the blueprints' view modules import Flask.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, Request, Response, current_app, render_template, request
+from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.formparser import FormDataParser
 
-from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault
+from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault, describe
 from .params import Params
 
 __all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "query_form_link",
@@ -78,6 +80,47 @@ class Routes:
 
 
 # -- requests -----------------------------------------------------------------------
+
+#: the boundary parameter of a multipart Content-Type, quoted or not
+_BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]*)"|([^;]*))', re.IGNORECASE)
+
+
+class _FormParser(FormDataParser):
+    """Werkzeug's form parser, except that a body it cannot read is a 400 saying why
+    (werkzeug's default is to answer with an empty form: a TAP job created from it
+    would have none of the parameters sent, not even PHASE=RUN)."""
+
+    def parse(self, stream, mimetype, content_length, options=None):
+        self.silent = False
+        try:
+            return super().parse(stream, mimetype, content_length, options)
+        except ValueError as exc:
+            raise BadRequest(f"the {mimetype} request body cannot be read: {exc}") from None
+
+
+class ArchiveRequest(Request):
+    """Flask's request, liberal in the multipart boundary it accepts.
+
+    RFC 2045 (with RFC 2046 §5.1.1 and RFC 7578) makes a boundary containing ``=``
+    or another tspecial legal only when quoted; astroquery's TapPlus sends
+    ``boundary====1733220000000===`` unquoted. Werkzeug's ``parse_options_header``
+    skips such a parameter, so the body would be read as having no parts. The
+    boundary is taken here from the raw header instead (up to the next ``;``);
+    the parsing of the body stays werkzeug's.
+    """
+
+    form_data_parser_class = _FormParser
+
+    @property
+    def mimetype_params(self) -> dict[str, str]:
+        params = super().mimetype_params
+        if self.mimetype.startswith("multipart/") and "boundary" not in params:
+            match = _BOUNDARY.search(self.headers.get("Content-Type", ""))
+            boundary = match and (match.group(1) or match.group(2) or "").strip()
+            if boundary:
+                params = {**params, "boundary": boundary}
+        return params
+
 
 def request_params() -> Params:
     """The DALI parameters of the current request (query string, form, multipart)."""
@@ -230,8 +273,7 @@ def _http_fault(exc: HTTPException) -> ArchiveFault:
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("request failed: %s %s", request.method, request.url)
-    return _answer(FatalFault(f"internal error while handling the request: "
-                              f"{type(exc).__name__}: {exc}"))
+    return _answer(FatalFault(f"internal error while handling the request: {describe(exc)}"))
 
 
 def _server_header(response: Response) -> Response:
@@ -240,8 +282,9 @@ def _server_header(response: Response) -> Response:
 
 
 def install(app: Flask) -> None:
-    """Put the fault handlers and the Server header on ``app`` (once, for every
-    blueprint and for URLs no blueprint knows)."""
+    """Put the request class, the fault handlers and the Server header on ``app``
+    (once, for every blueprint and for URLs no blueprint knows)."""
+    app.request_class = ArchiveRequest
     app.register_error_handler(ArchiveFault, _answer)
     app.register_error_handler(HTTPException, lambda exc: _answer(_http_fault(exc)))
     app.register_error_handler(Exception, _unexpected)
