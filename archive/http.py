@@ -95,7 +95,15 @@ class _FormParser(FormDataParser):
         try:
             return super().parse(stream, mimetype, content_length, options)
         except ValueError as exc:
-            raise BadRequest(f"the {mimetype} request body cannot be read: {exc}") from None
+            boundary = (options or {}).get("boundary")
+            if mimetype == "multipart/form-data" and not boundary:
+                why = "the Content-Type header gives no boundary"
+            elif boundary:
+                why = (f"its parts must start with --{boundary} and it must end with "
+                       f"--{boundary}-- (werkzeug: {exc})")
+            else:
+                why = str(exc)
+            raise BadRequest(f"the {mimetype} request body cannot be read: {why}") from None
 
 
 class ArchiveRequest(Request):
