@@ -129,6 +129,21 @@ def test_async_job_with_a_hostile_upload_ends_in_error(client):
     assert "UPLOAD_MAX_ARRAYSIZE" in error and "field 's'" in error
 
 
+def test_uploads_do_not_fill_the_compiled_cache(client, app):
+    """Each upload is a new Table: its statements cannot be reused, and a cache entry
+    kept the upload alive (a worker grew ~0.2 MB per upload in benchmarks/soak.py)."""
+    from archive.db import get_db
+    cache = get_db(app).readonly._compiled_cache
+    query = "SELECT TOP 1 t.a, c.ra FROM TAP_UPLOAD.t AS t, extras.aperiodic AS c " \
+            "WHERE c.ra > t.a"
+    assert upload(client, b"a\n1\n", query).status_code == 200
+    before = len(cache)
+    for i in range(10):
+        r = upload(client, f"a\n{i}\n".encode(), query)
+        assert r.status_code == 200, r.data
+    assert len(cache) - before < 3
+
+
 def test_describe_leaves_server_paths_out():
     exc = IsADirectoryError(21, "Is a directory", "/srv/archive/jobs/abc/uploads/..")
     assert describe(exc) == "IsADirectoryError: Is a directory"
