@@ -82,6 +82,15 @@ def test_declared_width_times_rows_is_bounded(client):
     assert [str(x) for x in first_table(r.data).array["s"]] == ["abc"]
 
 
+def test_stream_href_is_refused(client, tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\x00\x00\x00\x06secret")
+    content = votable('<FIELD name="s" datatype="char" arraysize="*"/>',
+                      f'<BINARY><STREAM href="file://{secret}"/></BINARY>')
+    message = refused(upload(client, content), "STREAM with href", "not accepted")
+    assert "secret" not in message
+
+
 def test_declared_nrows_above_the_limit_is_refused(client):
     refused(upload(client, votable('<FIELD name="i" datatype="int"/>',
                                    table_attrs=' nrows="1000000000"')),

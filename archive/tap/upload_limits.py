@@ -14,7 +14,9 @@ refuses, naming the field and the setting:
 * more than ``UPLOAD_MAX_COLUMNS`` fields in a table, or a ``nrows`` attribute above
   ``UPLOAD_MAX_ROWS``;
 * TABLEDATA whose rows times the declared width of a row exceed ``UPLOAD_MAX_BYTES``
-  (a BINARY stream carries every byte of its rows, so it is bounded by its size).
+  (a BINARY stream carries every byte of its rows, so it is bounded by its size);
+* a ``STREAM`` with ``href``: astropy would read the URL it names, a server file
+  (``file:///...``) or any host, and return what it read as the table.
 
 ``check_name`` bounds the names that become SQL identifiers (PostgreSQL keeps 63
 bytes of an identifier).
@@ -38,6 +40,7 @@ MAX_COLUMN_NAME = 63
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
 _DATA = re.compile(rb"<DATA[\s>].*?</DATA\s*>", re.DOTALL)
+_HREF = re.compile(rb"<(?:\w+:)?STREAM\s[^>]*\bhref\s*=")
 #: bytes one element of a datatype takes in the arrays astropy builds
 _ELEMENT = {"boolean": 1, "bit": 1, "unsignedByte": 1, "short": 2, "int": 4, "long": 8,
             "float": 4, "double": 8, "floatComplex": 8, "doubleComplex": 16, "char": 1,
@@ -102,7 +105,13 @@ def _local(tag: str) -> str:
 
 def check_votable(content: bytes, table: str, config: Mapping) -> None:
     """Refuse a VOTable whose declarations exceed the limits, before it is read."""
-    header = _DATA.sub(b"", _COMMENT.sub(b"", content))
+    content = _COMMENT.sub(b"", content)
+    if _HREF.search(content):
+        # astropy would open the URL (file:///etc/..., or any host: UPLOAD_URL_ALLOW
+        # bypassed) and put what it reads in the table
+        raise UsageFault(f"UPLOAD table {table}: a STREAM with href (data kept outside "
+                         "the document) is not accepted; put the data in the VOTable")
+    header = _DATA.sub(b"", content)
     try:
         root = ET.fromstring(header)
     except ET.ParseError as exc:
