@@ -130,9 +130,23 @@ class ArchiveRequest(Request):
         return params
 
 
+#: the bodies a POST may carry its parameters in (DALI 1.1 §3)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def request_params() -> Params:
-    """The DALI parameters of the current request (query string, form, multipart)."""
+    """The DALI parameters of the current request (query string, form, multipart).
+
+    A POST body in another form (``text/plain``, ``multipart/mixed``...) is a 400:
+    werkzeug would ignore it, and a job created from it would lack every parameter
+    sent."""
     post = request.method == "POST"
+    if post and request.mimetype not in FORM_TYPES and (
+            (request.content_length or 0) > 0
+            or "chunked" in request.headers.get("Transfer-Encoding", "").lower()):
+        raise BadRequest(f"the POST body ({request.mimetype or 'without a Content-Type'}) "
+                         "cannot be read: send the parameters as "
+                         "application/x-www-form-urlencoded or multipart/form-data")
     return Params(request.args, request.form if post else None,
                   files=request.files if post else None)
 

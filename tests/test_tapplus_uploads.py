@@ -127,3 +127,17 @@ def test_tapplus_itself_against_gunicorn(live_server):
                                upload_resource=table, upload_table_name="mine")
     assert job.get_phase() == "COMPLETED"
     assert [float(x) for x in job.get_results()["dec"]] == [0.5, -0.5]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/mixed; boundary=x",
+                                          "application/json"])
+@pytest.mark.parametrize("endpoint", ["/tap/sync", "/tap/async"])
+def test_body_in_another_form_is_400_and_creates_no_job(client, app, endpoint, content_type):
+    jobs, dirs = job_count(app), job_dirs(app)
+    r = client.post(endpoint, data=b"LANG=ADQL&QUERY=SELECT+1&PHASE=RUN",
+                    content_type=content_type)
+    assert r.status_code == 400, r.data
+    message = query_error(r)
+    assert f"the POST body ({content_type.split(';')[0]}) cannot be read" in message
+    assert "multipart/form-data" in message
+    assert job_count(app) == jobs and job_dirs(app) == dirs
