@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     # table uploads
     "UPLOAD_MAX_BYTES": 200 * 1024 * 1024,
     "UPLOAD_MAX_ROWS": 2000000,
+    "UPLOAD_MAX_COLUMNS": 1000,           # columns of an uploaded table (SQLite allows 2000)
+    "UPLOAD_MAX_ARRAYSIZE": 65536,        # elements a VOTable FIELD may declare (arraysize)
     "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
     # DataLink
     "DATALINK_MAX_IDS": 1000,             # IDs one {links} request answers; more: OVERFLOW

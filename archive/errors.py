@@ -9,7 +9,7 @@ request and name what was wrong.
 from __future__ import annotations
 
 __all__ = ["ArchiveFault", "UsageFault", "NotFoundFault", "TransientFault", "FatalFault",
-           "QueryTimeout"]
+           "QueryTimeout", "describe"]
 
 
 class ArchiveFault(Exception):
@@ -49,3 +49,11 @@ class FatalFault(ArchiveFault):
 
 class QueryTimeout(UsageFault):
     """A query ran past its time limit."""
+
+
+def describe(exc: BaseException) -> str:
+    """``<type>: <message>`` of an unexpected exception, for the person who sent the
+    request: an OSError's file names (server paths) are left out."""
+    if isinstance(exc, OSError) and (exc.filename is not None or exc.filename2 is not None):
+        return f"{type(exc).__name__}: {exc.strerror or 'input/output error'}"
+    return f"{type(exc).__name__}: {exc}"

@@ -22,16 +22,18 @@ Only this module and the blueprints' view modules import Flask.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, Request, Response, current_app, render_template, request
+from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.formparser import FormDataParser
 
-from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault
+from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault, describe
 from .params import Params
 
 __all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "query_form_link",
@@ -83,9 +85,72 @@ class Routes:
 
 # -- requests -----------------------------------------------------------------------
 
+#: the boundary parameter of a multipart Content-Type, quoted or not
+_BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]*)"|([^;]*))', re.IGNORECASE)
+
+
+class _FormParser(FormDataParser):
+    """Werkzeug's form parser, except that a body it cannot read is a 400 saying why
+    (werkzeug's default is to answer with an empty form: a TAP job created from it
+    would have none of the parameters sent, not even PHASE=RUN)."""
+
+    def parse(self, stream, mimetype, content_length, options=None):
+        self.silent = False
+        try:
+            return super().parse(stream, mimetype, content_length, options)
+        except ValueError as exc:
+            boundary = (options or {}).get("boundary")
+            if mimetype == "multipart/form-data" and not boundary:
+                why = "the Content-Type header gives no boundary"
+            elif boundary:
+                why = (f"its parts must start with --{boundary} and it must end with "
+                       f"--{boundary}-- (werkzeug: {exc})")
+            else:
+                why = str(exc)
+            raise BadRequest(f"the {mimetype} request body cannot be read: {why}") from None
+
+
+class ArchiveRequest(Request):
+    """Flask's request, liberal in the multipart boundary it accepts.
+
+    RFC 2045 (with RFC 2046 §5.1.1 and RFC 7578) makes a boundary containing ``=``
+    or another tspecial legal only when quoted; astroquery's TapPlus sends
+    ``boundary====1733220000000===`` unquoted. Werkzeug's ``parse_options_header``
+    skips such a parameter, so the body would be read as having no parts. The
+    boundary is taken here from the raw header instead (up to the next ``;``);
+    the parsing of the body stays werkzeug's.
+    """
+
+    form_data_parser_class = _FormParser
+
+    @property
+    def mimetype_params(self) -> dict[str, str]:
+        params = super().mimetype_params
+        if self.mimetype.startswith("multipart/") and "boundary" not in params:
+            match = _BOUNDARY.search(self.headers.get("Content-Type", ""))
+            boundary = match and (match.group(1) or match.group(2) or "").strip()
+            if boundary:
+                params = {**params, "boundary": boundary}
+        return params
+
+
+#: the bodies a POST may carry its parameters in (DALI 1.1 §3)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def request_params() -> Params:
-    """The DALI parameters of the current request (query string, form, multipart)."""
+    """The DALI parameters of the current request (query string, form, multipart).
+
+    A POST body in another form (``text/plain``, ``multipart/mixed``...) is a 400:
+    werkzeug would ignore it, and a job created from it would lack every parameter
+    sent."""
     post = request.method == "POST"
+    if post and request.mimetype not in FORM_TYPES and (
+            (request.content_length or 0) > 0
+            or "chunked" in request.headers.get("Transfer-Encoding", "").lower()):
+        raise BadRequest(f"the POST body ({request.mimetype or 'without a Content-Type'}) "
+                         "cannot be read: send the parameters as "
+                         "application/x-www-form-urlencoded or multipart/form-data")
     return Params(request.args, request.form if post else None,
                   files=request.files if post else None)
 
@@ -243,8 +308,7 @@ def _http_fault(exc: HTTPException) -> ArchiveFault:
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("request failed: %s %s", request.method, request.url)
-    return _answer(FatalFault(f"internal error while handling the request: "
-                              f"{type(exc).__name__}: {exc}"))
+    return _answer(FatalFault(f"internal error while handling the request: {describe(exc)}"))
 
 
 #: where the edge notes (in the WSGI environ) when the request reached the application
@@ -273,8 +337,9 @@ def _edge_headers(response: Response) -> Response:
 
 
 def install(app: Flask) -> None:
-    """Put the fault handlers and the Server and Server-Timing headers on ``app``
-    (once, for every blueprint and for URLs no blueprint knows)."""
+    """Put the request class, the fault handlers and the Server and Server-Timing
+    headers on ``app`` (once, for every blueprint and for URLs no blueprint knows)."""
+    app.request_class = ArchiveRequest
     app.register_error_handler(ArchiveFault, _answer)
     app.register_error_handler(HTTPException, lambda exc: _answer(_http_fault(exc)))
     app.register_error_handler(Exception, _unexpected)

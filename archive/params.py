@@ -72,12 +72,14 @@ class Params:
     def get(self, name: str, default: Any = None) -> Any:
         """The value of the single-valued parameter ``name``, or ``default``.
 
-        Raises UsageFault if the parameter was given more than once.
+        Raises UsageFault if the parameter was given more than once with different
+        values; the same value repeated is that value (astroquery's TapPlus sends
+        ``FORMAT=votable`` and ``format=votable`` with every table upload).
         """
         values = self._values.get(name.upper())
         if not values:
             return default
-        if len(values) > 1:
+        if any(v != values[0] for v in values[1:]):
             raise UsageFault(f"parameter {name.upper()} was given {len(values)} times "
                              f"({', '.join(repr(v) for v in values)}); it takes one value")
         return values[0]

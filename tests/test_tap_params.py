@@ -39,6 +39,9 @@ def test_repeated_single_valued_parameter_is_an_error():
         p.get("MAXREC")
     # but multi-valued reading works
     assert p.getlist("maxrec") == ["10", "20"]
+    # the same value repeated is that value (TapPlus sends FORMAT and format)
+    assert Params(MultiDict([("FORMAT", "votable"), ("format", "votable")])).get(
+        "FORMAT") == "votable"
 
 
 def test_synonyms_may_not_be_combined():

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from archive.config import DEFAULTS
 from archive.errors import UsageFault
 from archive.tap import upload_votable, uploads
 from archive.tap.upload_votable import read_binary_votable
@@ -74,7 +75,7 @@ def to_votable(fmt: str, *, rows=None, fields=FIELDS, nulls=False, nrows=True) -
 def by_astropy(content: bytes, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(upload_votable, "read_binary_votable", lambda content: None)
-        return uploads.read_table(content, "t")
+        return uploads.read_table(content, "t", DEFAULTS)
 
 
 def assert_same(fast, slow):
@@ -94,12 +95,12 @@ def test_fast_reader_matches_astropy(fmt, variant, monkeypatch):
     options = {"plain": {}, "null values": {"nulls": True}, "no nrows": {"nrows": False}}[variant]
     content = to_votable(fmt, **options)
     assert read_binary_votable(content) is not None, "the fast path should apply"
-    assert_same(uploads.read_table(content, "t"), by_astropy(content, monkeypatch))
+    assert_same(uploads.read_table(content, "t", DEFAULTS), by_astropy(content, monkeypatch))
 
 
 def test_fast_reader_keeps_nulls_and_types():
     rows = mixed_rows()
-    cols, values, n = uploads.read_table(to_votable("binary2"), "t")
+    cols, values, n = uploads.read_table(to_votable("binary2"), "t", DEFAULTS)
     by_name = dict(zip([c.name for c in cols], values))
     assert n == len(rows)
     for name in ("b", "ub", "s", "i", "l", "f", "d"):
@@ -116,7 +117,7 @@ def test_large_upload_decodes_in_one_piece():
     fields = [("id", "int", None), ("ra", "double", None), ("dec", "double", None)]
     rows = [[str(k), repr(k * 0.01), repr(-89 + k * 0.005)] for k in range(n)]
     cols, values, nrows = uploads.read_table(to_votable("binary2", rows=rows, fields=fields),
-                                             "big")
+                                             "big", DEFAULTS)
     assert nrows == n
     assert values[0] == list(range(n))
     assert values[2] == [-89 + k * 0.005 for k in range(n)]
@@ -151,7 +152,7 @@ def test_other_documents_are_left_to_astropy(case, monkeypatch):
     assert read_binary_votable(content) is None
     if case in ("tabledata", "two tables", "truncated", "comment", "empty"):
         # astropy still reads these
-        cols, values, n = uploads.read_table(content, "t")
+        cols, values, n = uploads.read_table(content, "t", DEFAULTS)
         assert [c.name for c in cols] == ["a", "x"]
 
 
@@ -164,7 +165,7 @@ def test_non_ascii_text_gets_astropy_error():
     content = content[:start] + base64.b64encode(raw) + content[end:]
     assert read_binary_votable(content) is None
     with pytest.raises(UsageFault, match="UPLOAD table t: the VOTable cannot be read"):
-        uploads.read_table(content, "t")
+        uploads.read_table(content, "t", DEFAULTS)
 
 
 def test_merged_neighbour_ranges_cover_the_same_cells():

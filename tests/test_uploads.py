@@ -17,6 +17,7 @@ from astropy.io.votable.tree import VOTableFile
 from astropy.table import MaskedColumn, Table
 import astropy.units as u
 
+from archive.config import DEFAULTS
 from archive.db import catalogue_tables, get_db
 from archive.tap.adql import Catalog, translate
 from archive.tap.run import UploadSpec
@@ -318,7 +319,7 @@ def test_crossmatch_plan_uses_the_spatial_index(app):
 
 def test_upload_positions_are_indexed_too(client):
     probes = Table({"name": ["x", "y"], "RA_ICRS": [10.0, 200.0], "DE_ICRS": [5.0, -30.0]})
-    table = build_upload("p", votable_bytes(probes), {"UPLOAD_MAX_ROWS": 10})
+    table = build_upload("p", votable_bytes(probes), {**DEFAULTS, "UPLOAD_MAX_ROWS": 10})
     assert (table.ra, table.dec) == ("RA_ICRS", "DE_ICRS")
     r = tap_sync(client, "SELECT name FROM TAP_UPLOAD.p "
              "WHERE 1 = CONTAINS(POINT(ra_icrs, de_icrs), CIRCLE(10, 5, 1))",

@@ -142,8 +142,11 @@ def _rows(raw: bytes, layout, prefix: int):
 
 
 def _gather(buf: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
-    """The ``size`` bytes at each position, as a (rows, size) uint8 array."""
-    return buf[positions[:, None] + np.arange(size, dtype=np.int64)]
+    """The ``size`` bytes at each position, as a (rows, size) uint8 array (copied
+    from a strided view of the buffer: no index array of rows x size)."""
+    if not len(positions):
+        return np.empty((0, size), dtype=np.uint8)
+    return np.lib.stride_tricks.sliding_window_view(buf, size)[positions]
 
 
 def _texts(raw: bytes, starts, lengths, unicode: bool) -> list[str]:

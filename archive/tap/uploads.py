@@ -26,7 +26,6 @@ costs a few B-tree probes instead of a scan of the catalogue.
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -41,6 +40,7 @@ from ..errors import UsageFault
 from ..result import ResultColumn
 from ..sky import ORDER, healpix_index, unit_vectors
 from .adql import Upload
+from .upload_limits import check_column_name, check_columns, check_table_name, check_votable
 
 __all__ = ["UploadedTable", "load_uploads", "read_table", "sync_uploads", "crossmatch_order",
            "NEIGHBOURS", "HIDDEN_COLUMNS"]
@@ -48,7 +48,6 @@ __all__ = ["UploadedTable", "load_uploads", "read_table", "sync_uploads", "cross
 NEIGHBOURS = 9                   # a cell and its 8 neighbours
 _RANGE_COLUMNS = tuple(f"_{k}{i}" for i in range(NEIGHBOURS) for k in ("lo", "hi"))
 HIDDEN_COLUMNS = ("_hpx", "_x", "_y", "_z") + _RANGE_COLUMNS
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 #: VOTable datatypes read as another (the output has no such type)
 _WIDENED = {"unsignedByte": "short", "bit": "boolean"}
@@ -329,17 +328,22 @@ def _read_astropy(content: bytes, name: str, fmt: str):
     return cols, values, len(table)
 
 
-def read_table(content: bytes, name: str):
-    """(columns, per-column values, row count) of an uploaded VOTable, CSV or FITS."""
+def read_table(content: bytes, name: str, config: Mapping):
+    """(columns, per-column values, row count) of an uploaded VOTable, CSV or FITS;
+    what a VOTable or CSV header declares is bounded before the table is read
+    (``archive.tap.upload_limits``)."""
     head = content.lstrip()[:80]
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:].lstrip()
     if not head:
         raise UsageFault(f"UPLOAD table {name} is empty")
     if head.startswith(b"<"):
+        check_votable(content, name, config)
         return _read_votable(content, name)
     if head.startswith(b"SIMPLE  ="):
         return _read_astropy(content, name, "fits")
+    first_line = content.lstrip().split(b"\n", 1)[0]
+    check_columns(name, first_line.count(b",") + 1, config)
     return _read_astropy(content, name, "csv")
 
 
@@ -371,7 +375,8 @@ def _floats(values: list) -> np.ndarray:
 
 def build_upload(name: str, content: bytes, config: Mapping) -> UploadedTable:
     """Check one uploaded table and describe it (rows stay in memory until load)."""
-    cols, values, nrows = read_table(content, name)
+    cols, values, nrows = read_table(content, name, config)
+    check_columns(name, len(cols), config)
     limit = int(config["UPLOAD_MAX_ROWS"])
     if nrows > limit:
         raise UsageFault(f"UPLOAD table {name} has {nrows} rows; at most {limit} are "
@@ -389,6 +394,7 @@ def build_upload(name: str, content: bytes, config: Mapping) -> UploadedTable:
                              "by this service; rename the column")
         if not c.name:
             raise UsageFault(f"UPLOAD table {name} has a column without a name")
+        check_column_name(name, c.name)
         seen[low] = c.name
     ra, dec = _position_columns(cols)
     metadata = sa.MetaData()
@@ -461,9 +467,7 @@ def load_uploads(specs: Sequence, files: Mapping[str, Any], config: Mapping
     tables = []
     limit = int(config["UPLOAD_MAX_BYTES"])
     for spec in specs:
-        if not _NAME.match(spec.name):
-            raise UsageFault(f"UPLOAD table name {spec.name!r} is not valid: it must start "
-                             "with a letter and contain only letters, digits and _")
+        check_table_name(spec.name)
         if spec.uri.startswith("param:"):
             part = spec.uri[len("param:"):]
             source = _part(files, part)

@@ -31,7 +31,7 @@ __all__ = ["PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "A
            "Job", "utcnow", "isoformat", "parse_datetime", "job_dir",
            "create_job", "get_job", "list_jobs", "update_parameters", "run_job",
            "abort_job", "delete_job", "set_execution_duration", "set_destruction",
-           "update_row", "remove_files", "JOB_ID_RE"]
+           "update_row", "remove_files", "part_path", "JOB_ID_RE"]
 
 PENDING, QUEUED, EXECUTING = "PENDING", "QUEUED", "EXECUTING"
 COMPLETED, ERROR, ABORTED = "COMPLETED", "ERROR", "ABORTED"
@@ -46,6 +46,8 @@ JOB_ID_RE = re.compile(r"^[0-9a-f]{20}$")
 #: parameters that steer UWS itself rather than the query
 _CONTROL = {"phase", "executionduration", "destruction", "action"}
 _MAX_RUNID = 64
+#: longest multipart part name (in UTF-8 bytes) a job keeps: its file name is twice as long
+_MAX_PART_NAME = 100
 
 
 @dataclass
@@ -126,7 +128,11 @@ def parse_datetime(text: str, what: str) -> datetime:
         raise UsageFault(f"{what}={text!r} is not an ISO 8601 date-time such as "
                          "2030-01-31T12:00:00Z") from None
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:       # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+            raise UsageFault(f"{what}={text!r} is outside the dates this service handles "
+                             "(years 1 to 9999 in UTC)") from None
     return value
 
 
@@ -160,18 +166,30 @@ def _save_file(stream: BinaryIO, target: Path, limit: int, part: str) -> int:
             out.write(block)
 
 
+def part_path(config: Mapping, job_id: str, part: str) -> Path:
+    """Where the uploaded multipart part ``part`` of a job is kept. The file is named
+    from the part name's bytes in hex, so any part name (``..``, ``/``, ``CON``) is
+    stored safely, under its own name in the job's parameters."""
+    return job_dir(config, job_id) / "uploads" / ("part-" + part.encode("utf-8").hex())
+
+
 def _save_files(config: Mapping, job_id: str, files: Mapping[str, BinaryIO]) -> list[str]:
-    if not files:
-        return []
-    upload_dir = job_dir(config, job_id) / "uploads"
-    upload_dir.mkdir(parents=True, exist_ok=True)
-    saved = []
-    for name, stream in files.items():
-        if not re.match(r"^[A-Za-z0-9_.\-]{1,100}$", name):
-            raise UsageFault(f"the multipart part name {name!r} is not usable: use letters, "
-                             "digits, '_', '-' and '.' only")
-        _save_file(stream, upload_dir / name, int(config["UPLOAD_MAX_BYTES"]), name)
-        saved.append(name)
+    """Save the uploaded parts; if one fails, the ones saved by this call go again."""
+    for name in files:
+        if len(name.encode("utf-8")) > _MAX_PART_NAME:
+            raise UsageFault(f"a multipart part name is {len(name.encode('utf-8'))} bytes "
+                             f"long; at most {_MAX_PART_NAME} are allowed")
+    saved: list[str] = []
+    try:
+        for name, stream in files.items():
+            target = part_path(config, job_id, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _save_file(stream, target, int(config["UPLOAD_MAX_BYTES"]), name)
+            saved.append(name)
+    except BaseException:
+        for name in saved:
+            part_path(config, job_id, name).unlink(missing_ok=True)
+        raise
     return saved
 
 
@@ -318,10 +336,16 @@ def update_parameters(db, config: Mapping, job_id: str, params: Iterable[tuple[s
     saved = _save_files(config, job_id, files or {})
     if saved:
         values["files"] = sorted(set(job.files) | set(saved))
-    with db.engine.begin() as conn:
-        if not update_row(conn, job_id, uws_jobs.c.phase == PENDING, **values):
-            raise UsageFault(f"the parameters of job {job_id} cannot change any more: it "
-                             "left the PENDING phase meanwhile")
+    try:
+        with db.engine.begin() as conn:
+            if not update_row(conn, job_id, uws_jobs.c.phase == PENDING, **values):
+                raise UsageFault(f"the parameters of job {job_id} cannot change any more: "
+                                 "it left the PENDING phase meanwhile")
+    except BaseException:
+        # parts that replaced a part of the same name stay: the job uses that name
+        for name in set(saved) - set(job.files):
+            part_path(config, job_id, name).unlink(missing_ok=True)
+        raise
     if control.get("phase", "").strip().upper() == "RUN":
         run_job(db, job_id)
     return get_job(db, job_id)

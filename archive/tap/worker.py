@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import ArchiveFault, QueryTimeout, TransientFault
+from ..errors import ArchiveFault, QueryTimeout, TransientFault, describe
 from ..params import Params
 from . import claims, uws
 
@@ -89,8 +89,7 @@ class _Heartbeat(threading.Thread):
 
 
 def _job_files(config: Mapping, job: uws.Job) -> dict[str, Path]:
-    folder = uws.job_dir(config, job.job_id) / "uploads"
-    return {name: folder / name for name in job.files}
+    return {name: uws.part_path(config, job.job_id, name) for name in job.files}
 
 
 def execute_job(db, config: Mapping, job: uws.Job, worker: str,
@@ -162,8 +161,7 @@ def execute_job(db, config: Mapping, job: uws.Job, worker: str,
     except Exception as exc:       # a bug or a database failure: the job says so
         log.exception("job %s failed", job.job_id)
         claims.fail_job(db, job.job_id, worker,
-                     f"the service failed while running the query: {type(exc).__name__}: "
-                     f"{exc}")
+                     f"the service failed while running the query: {describe(exc)}")
         return _phase_now(db, job.job_id)
     finally:
         for leftover in folder.glob("*.part") if folder.is_dir() else ():
