@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
+from archive.config import DEFAULTS
 from archive.db import PUBLISHED, get_db
 from archive.tap.adql import Catalog, translate
 from archive.tap.run import UploadSpec
@@ -35,7 +36,7 @@ CONDITIONS = {
 
 def test_no_position_is_guessed_from_x_and_y():
     table = build_upload("p", votable_bytes(_anonymous(probe_table_stub())),
-                         {"UPLOAD_MAX_ROWS": 10})
+                         dict(DEFAULTS, UPLOAD_MAX_ROWS=10))
     assert (table.ra, table.dec) == (None, None)
 
 
