@@ -29,12 +29,15 @@ one transaction.
 """
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +48,7 @@ from sqlalchemy.engine import Engine
 
 from archive import db as archive_db
 
+from .errors import IngestError
 from .validate import Prepared
 
 __all__ = ["LoadReport", "load", "CHUNK_ROWS"]
@@ -65,6 +69,10 @@ ANALYZE_FRACTION = 0.1
 MAX_PARTS = 8
 
 
+#: Modes of a load: replace the rows whose keys the file carries, or add rows only.
+MODES = ("replace", "append")
+
+
 @dataclass
 class LoadReport:
     table: str
@@ -72,16 +80,41 @@ class LoadReport:
     replaced: int
     total: int
     rebuilt_indexes: bool
+    refusals: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+@dataclass
+class Checks:
+    """What a load must check against the rows already in the table, and how.
+
+    ``mode`` "replace" replaces the rows whose keys the file carries, "append"
+    refuses them. Unless ``allow_empty``, replacing a row must not leave empty a
+    column it has a value in: ``absent`` are the model columns the file lacks,
+    ``with_nulls`` those with empty cells. ``dry_run``: check and count, write nothing.
+    """
+
+    filename: str
+    mode: str = "replace"
+    allow_empty: bool = False
+    dry_run: bool = False
+    absent: tuple[str, ...] = ()
+    with_nulls: tuple[str, ...] = ()
 
 
 def _compile(stmt, dialect) -> str:
     return str(stmt.compile(dialect=dialect))
 
 
-def _staging_table(target: sa.Table, key: tuple[str, ...]) -> sa.Table:
+def _staging_table(target: sa.Table, key: tuple[str, ...],
+                   with_nulls: tuple[str, ...] = ()) -> sa.Table:
+    """The file's keys, each with its 1-based row in the file (``_row``) and, per
+    column in ``with_nulls``, whether the row leaves it empty (``null_<column>``)."""
     md = sa.MetaData()
     return sa.Table("ingest_staging_keys", md,
                     *[sa.Column(k, target.c[k].type) for k in key],
+                    sa.Column("_row", sa.BigInteger),
+                    *[sa.Column(f"null_{c}", sa.Boolean) for c in with_nulls],
                     prefixes=["TEMPORARY"],
                     postgresql_on_commit="DROP")
 
@@ -136,14 +169,22 @@ class _Session:
         self.cur.execute(_compile(stmt, self.dialect))
         return self.cur.fetchone()[0]
 
+    def rows(self, stmt) -> list[tuple]:
+        # the literals are integers made here (LIMIT, CASE results): inlined
+        self.cur.execute(str(stmt.compile(dialect=self.dialect,
+                                          compile_kwargs={"literal_binds": True})))
+        return self.cur.fetchall()
+
     def insert_rows(self, table: sa.Table, data: pa.Table):
         """Append the Arrow table ``data`` (columns named like ``table``'s) to ``table``."""
         temporary = "TEMPORARY" in table._prefixes
         self.cur.adbc_ingest(table.name, data, mode="append", temporary=temporary)
 
-    def begin(self):
+    def begin(self, read_only: bool = False):
         if self.name == "sqlite":
-            self.execute("BEGIN IMMEDIATE")
+            # a dry run only reads the archive: a deferred transaction takes no
+            # write lock (its staging table is in the connection's temp database)
+            self.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
         # PostgreSQL: autocommit is off, the driver is already in a transaction
 
     def commit(self):
@@ -187,23 +228,63 @@ def _pg_vacuum(session: _Session, table: sa.Table) -> None:
                     table.name, exc)
 
 
-def _stage_keys(session: _Session, target: sa.Table, keys: pa.Table) -> tuple[sa.Table, int]:
+def _stage_keys(session: _Session, target: sa.Table, keys: pa.Table,
+                key: tuple[str, ...], with_nulls: tuple[str, ...]) -> tuple[sa.Table, int]:
     """A temporary table of the file's keys; returns it and how many table rows match.
 
     The rows are counted by a join that looks each staged key up in the table's
     unique key index (file keys are unique too, so it counts matching rows).
     """
-    staging = _staging_table(target, tuple(keys.column_names))
+    staging = _staging_table(target, key, with_nulls)
     session.execute(sa.schema.CreateTable(staging))
     session.insert_rows(staging, keys)
     if session.name == "postgresql":
         session.execute(_pg_analyze(session, staging))
     matched = session.scalar(sa.select(sa.func.count()).select_from(
-        staging.join(target, _same_keys(staging, target))))
+        staging.join(target, _same_keys(staging, target, key))))
     return staging, matched
 
 
-def _delete_matching(session: _Session, staging: sa.Table, target: sa.Table) -> None:
+def _refusals(session: _Session, staging: sa.Table, target: sa.Table,
+              key: tuple[str, ...], replaced: int, checks: Checks, name: str) -> list[str]:
+    """Why the load must not go on, one line each: keys already in the table
+    (append mode), or replaced rows losing values (replace mode, unless allowed)."""
+    join = staging.join(target, _same_keys(staging, target, key))
+    if checks.mode == "append":
+        rows = session.rows(sa.select(staging.c._row, *[staging.c[k] for k in key])
+                            .select_from(join).order_by(staging.c._row).limit(3))
+        shown = "; ".join(f"row {r[0]}: ({', '.join(str(v) for v in r[1:])})" for r in rows)
+        more = f" and {replaced - len(rows)} more" if replaced > len(rows) else ""
+        return [f"{checks.filename}: {replaced} row(s) have a key ({', '.join(key)}) "
+                f"already in {name}: {shown}{more}; --mode append only adds new rows "
+                "(--mode replace replaces them)"]
+    if checks.allow_empty:
+        return []
+    columns = [*checks.absent, *checks.with_nulls]
+    if not columns:
+        return []
+    aggregates = []
+    for c in columns:
+        lost = target.c[c].is_not(None)
+        if c in checks.with_nulls:
+            lost = sa.and_(lost, staging.c[f"null_{c}"].is_(True))
+        aggregates += [sa.func.count(sa.case((lost, 1))),
+                       sa.func.min(sa.case((lost, staging.c._row)))]
+    (found,) = session.rows(sa.select(*aggregates).select_from(join))
+    emptied = [(found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(columns)
+               if found[2 * i]]
+    if not emptied:
+        return []
+    row, column, _n = min(emptied, key=lambda e: (e[0], columns.index(e[1])))
+    listed = ", ".join(f"{c} ({n} rows)" for _row, c, n in
+                       sorted(emptied, key=lambda e: columns.index(e[1])))
+    return [f"{checks.filename}: row {row}, column {column}: replacing rows of {name} "
+            f"would leave empty values they hold, in {len(emptied)} column(s): {listed} "
+            "(--allow-empty-columns replaces them anyway)"]
+
+
+def _delete_matching(session: _Session, staging: sa.Table, target: sa.Table,
+                     key: tuple[str, ...]) -> None:
     """Delete the table rows whose keys are staged.
 
     SQLite: the rows are found by a join and deleted by rowid, so a few keys cost a
@@ -214,18 +295,20 @@ def _delete_matching(session: _Session, staging: sa.Table, target: sa.Table) -> 
     semi-join by itself."""
     if session.name == "sqlite":
         session.execute(sa.schema.CreateIndex(sa.Index("ingest_staging_keys_ix",
-                                                       *staging.c)))
+                                                       *[staging.c[k] for k in key])))
         rowid = sa.literal_column(
             session.dialect.identifier_preparer.format_table(target) + ".rowid")
-        found = sa.select(rowid).select_from(staging.join(target, _same_keys(staging, target)))
+        found = sa.select(rowid).select_from(
+            staging.join(target, _same_keys(staging, target, key)))
         session.execute(target.delete().where(sa.literal_column("rowid").in_(found)))
         return
-    session.execute(target.delete().where(sa.exists().where(_same_keys(staging, target))))
+    session.execute(target.delete().where(sa.exists().where(
+        _same_keys(staging, target, key))))
 
 
-def _same_keys(staging: sa.Table, target: sa.Table):
+def _same_keys(staging: sa.Table, target: sa.Table, key: tuple[str, ...]):
     """A staged key equals a table row's key."""
-    return sa.and_(*[staging.c[c.name] == target.c[c.name] for c in staging.c])
+    return sa.and_(*[staging.c[k] == target.c[k] for k in key])
 
 
 def _load_order(prep: Prepared) -> np.ndarray | None:
@@ -236,34 +319,73 @@ def _load_order(prep: Prepared) -> np.ndarray | None:
     return np.argsort(prep.column("_hpx"), kind="stable")
 
 
+def _staged(prep: Prepared, data: pa.Table, order: np.ndarray | None,
+            with_nulls: tuple[str, ...]) -> pa.Table:
+    """The staging rows, in load order: keys, 1-based file row, null flags."""
+    rows = np.arange(1, prep.nrows + 1, dtype=np.int64)
+    if order is not None:
+        rows = rows[order]
+    columns = [data.column(k) for k in prep.table.key] + [pa.array(rows)]
+    names = [*prep.table.key, "_row"]
+    for c in with_nulls:
+        null = prep.nulls[prep.names.index(c)]
+        columns.append(pa.array(null if order is None else null[order]))
+        names.append(f"null_{c}")
+    return pa.table(columns, names=names)
+
+
 def load(engine: Engine, prep: Prepared,
-         progress: Callable[[int, int], None] | None = None) -> LoadReport:
-    """Load ``prep`` into its table in one transaction (see the module docstring)."""
+         progress: Callable[[int, int], None] | None = None,
+         checks: Checks | None = None) -> LoadReport:
+    """Load ``prep`` into its table in one transaction (see the module docstring).
+
+    ``checks`` (default: replace mode, no check of emptied values) say what
+    to refuse; a refused load raises :class:`IngestError` and writes nothing, a dry
+    run returns the report, refusals included, and writes nothing either.
+    """
+    checks = checks or Checks(prep.table.name, allow_empty=True)
+    if checks.mode not in MODES:
+        raise ValueError(f"unknown mode {checks.mode!r}; known: {', '.join(MODES)}")
     target = archive_db.table_for(prep.table)
-    data = prep.arrow(_load_order(prep), release=True)
-    args = (engine.url, engine.dialect, target, data, tuple(prep.table.key),
-            prep.table.name)
+    order = _load_order(prep)
+    # columns with empty cells: only those that may be null (required ones are checked)
+    checks = dataclasses.replace(checks, with_nulls=tuple(
+        n for n, null in zip(prep.names, prep.nulls)
+        if null is not None and n not in prep.table.key))
+    data = prep.arrow(order, release=True)
+    staged = _staged(prep, data, order, checks.with_nulls)
+    args = (engine.url, engine.dialect, target, data, staged, tuple(prep.table.key),
+            prep.table.name, checks)
     if engine.dialect.name == "sqlite":
         return _in_child(_load, args, progress)
     return _load(*args, progress=progress)
 
 
-def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
-          name: str, progress=None) -> LoadReport:
+def _load(url, dialect, target: sa.Table, data: pa.Table, staged: pa.Table,
+          key: tuple[str, ...], name: str, checks: Checks, progress=None) -> LoadReport:
     nrows = data.num_rows
     # part files are started before this process opens the database (the helpers
     # are forked from it and must not inherit an open connection)
-    parts = _start_parts(url, dialect, target, data) if dialect.name == "sqlite" else []
+    parts = (_start_parts(url, dialect, target, data)
+             if dialect.name == "sqlite" and not checks.dry_run else [])
     session = None
     rebuild = False
     try:
         session = _Session(url, dialect)
-        session.begin()
+        session.begin(read_only=checks.dry_run)
         count = sa.select(sa.func.count()).select_from(target)
         existing = session.scalar(count)
         staging, replaced = None, 0
         if existing:
-            staging, replaced = _stage_keys(session, target, data.select(list(key)))
+            staging, replaced = _stage_keys(session, target, staged, key, checks.with_nulls)
+        refusals = (_refusals(session, staging, target, key, replaced, checks, name)
+                    if replaced else [])
+        if refusals or checks.dry_run:
+            session.rollback()
+            if refusals and not checks.dry_run:
+                raise IngestError("; ".join(refusals) + "; nothing was ingested")
+            return LoadReport(name, nrows, replaced, existing - replaced + nrows, False,
+                              refusals, dry_run=True)
         remaining = existing - replaced
         indexes = sorted(target.indexes, key=lambda ix: ix.name)
         rebuild = nrows > remaining and nrows >= REBUILD_MIN_ROWS
@@ -274,7 +396,7 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
             if replaced == existing:   # every row is replaced: no join (SQLite empties
                 session.execute(target.delete())        # the table's B-tree at once)
             elif replaced:
-                _delete_matching(session, staging, target)
+                _delete_matching(session, staging, target, key)
             session.execute(sa.schema.DropTable(staging))
         own_rows = parts[0].start if parts else nrows
         for start in range(0, own_rows, CHUNK_ROWS):
@@ -338,7 +460,8 @@ class _Part:
         self.process.join()
         if outcome is None or outcome[0] != "done":
             detail = outcome[1] if outcome else f"exit code {self.process.exitcode}"
-            raise RuntimeError(f"writing rows {self.start}-{self.stop} failed: {detail}")
+            raise RuntimeError(f"writing rows {self.start + 1}-{self.stop} (in load order) "
+                               f"failed: {detail}")
         # attached until the connection closes (SQLite cannot detach a database a
         # transaction has read), hence one schema name per part
         schema = f"ingest_part_{self.start}"
@@ -379,7 +502,7 @@ def _start_parts(url, dialect, target: sa.Table, data: pa.Table) -> list[_Part]:
             receiver, sender = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_write_part, daemon=True,
                                args=(sender, path, dialect, target, data,
-                                     bounds[k], bounds[k + 1]))
+                                     bounds[k], bounds[k + 1], os.getpid()))
             proc.start()
             sender.close()
             parts.append(_Part(path, bounds[k], bounds[k + 1], proc, receiver))
@@ -406,10 +529,28 @@ def _remove_stale_parts(directory: Path) -> None:
             pass
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this forked process (SIGKILL) when its parent dies.
+
+    A loading process outliving the command that started it (``kill -9`` of the
+    command, the OOM killer) would commit a load its operator stopped; with this
+    it dies too and SQLite rolls its transaction back. Python has no binding for
+    prctl(PR_SET_PDEATHSIG), hence ctypes.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))          # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):               # not Linux: nothing to set
+        return
+    if os.getppid() != parent:                      # the parent died before the prctl
+        os._exit(1)
+
+
 def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,
-                start: int, stop: int) -> None:
+                start: int, stop: int, parent: int) -> None:
     """Helper process: rows ``start:stop`` into a new file holding ``target``'s table
     (no indexes, no journal: the file is thrown away if anything fails)."""
+    _die_with_parent(parent)
     try:
         session = _Session(sa.engine.make_url(f"sqlite:///{path}"), dialect,
                            pragmas=(f"page_size={archive_db.SQLITE_PAGE_SIZE}",
@@ -429,7 +570,9 @@ def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,
         pipe.close()
 
 
-def _child_main(pipe, func, args):
+def _child_main(pipe, func, args, parent):
+    _die_with_parent(parent)
+
     def report(done, total):
         pipe.send(("progress", done, total))
     try:
@@ -461,7 +604,7 @@ def _in_child(func, args, progress):
     parent_end, child_end = ctx.Pipe(duplex=False)
     # not daemonic: it forks the part-file helpers (it is always joined or
     # terminated below)
-    proc = ctx.Process(target=_child_main, args=(child_end, func, args))
+    proc = ctx.Process(target=_child_main, args=(child_end, func, args, os.getpid()))
     proc.start()
     child_end.close()
     outcome = None
