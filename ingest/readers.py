@@ -77,20 +77,26 @@ def _fits_column(data, raw, col):
 
 
 def _read_fits(path: Path) -> Table:
+    source, size = path, path.stat().st_size
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if gzipped:
+        # decompressed whole (gzip raises EOFError for a truncated stream, where
+        # astropy would stop quietly at the last complete HDU); the table's offsets
+        # are then compared with the uncompressed size
+        raw = gzip.decompress(path.read_bytes())
+        source, size = io.BytesIO(raw), len(raw)
     with warnings.catch_warnings():
         # astropy only warns about a truncated file; a truncated catalogue is an error
         warnings.simplefilter("error")
-        with fits.open(path, memmap=True) as hdul:
+        with fits.open(source, memmap=not gzipped) as hdul:
             for hdu in hdul:
                 if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
                     info = hdu.fileinfo()
                     needed = info["datLoc"] + hdu.size
-                    # the offsets are in the uncompressed stream: a gzip file is
-                    # smaller than that, and its truncation fails the reading itself
-                    compressed = getattr(info["file"], "compression", None)
-                    if not compressed and needed > path.stat().st_size:
+                    if needed > size:
                         raise ValueError(f"the file is truncated: the table needs {needed} "
-                                         f"bytes, the file has {path.stat().st_size}")
+                                         f"bytes, the file has {size}")
                     data = hdu.data
                     if data is None:
                         return Table()
