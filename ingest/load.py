@@ -270,7 +270,11 @@ def _refusals(session: _Session, staging: sa.Table, target: sa.Table,
             lost = sa.and_(lost, staging.c[f"null_{c}"].is_(True))
         aggregates += [sa.func.count(sa.case((lost, 1))),
                        sa.func.min(sa.case((lost, staging.c._row)))]
-    (found,) = session.rows(sa.select(*aggregates).select_from(join))
+    query = sa.select(*aggregates).select_from(join)
+    if not checks.absent:          # only staged rows with an empty cell can lose a value
+        query = query.where(sa.or_(*[staging.c[f"null_{c}"].is_(True)
+                                     for c in checks.with_nulls]))
+    (found,) = session.rows(query)
     emptied = [(found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(columns)
                if found[2 * i]]
     if not emptied:
