@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 import datamodel
 
 from .errors import IngestError
-from .load import MODES, Checks, load
+from .load import load
+from .staging import MODES, Checks
 from .readers import read_table
 from .validate import prepare
 

@@ -5,11 +5,10 @@ to the database through ADBC (``adbc_driver_sqlite``, ``adbc_driver_postgresql``
 whose drivers bind the Arrow arrays in C (PostgreSQL: binary ``COPY``): no Python
 object is made per value, which is where the speed comes from.
 
-Loading is all-or-nothing: every statement -- the temporary table of the file's
-keys, the removal of the rows with those keys (so re-ingesting gives the same
-state), the appends and any index rebuilds -- runs in one transaction on one
-ADBC connection, rolled back on any failure. SQL text is compiled by SQLAlchemy
-from the table objects of :mod:`archive.db`.
+Loading is all-or-nothing: every statement -- the staged keys and the checks
+(:mod:`ingest.staging`), the removal of the rows with those keys (re-ingesting
+gives the same state), the appends, any index rebuilds -- runs in one transaction
+on one ADBC connection, rolled back on any failure or refusal (a dry run always).
 
 When the rows of the file outnumber those the table keeps (the first load of a
 catalogue, typically) the table's indexes are dropped before the delete and the
@@ -49,6 +48,8 @@ from sqlalchemy.engine import Engine
 from archive import db as archive_db
 
 from .errors import IngestError
+from .staging import (Checks, delete_matching, find_refusals, pg_analyze, stage_keys,
+                      staged_rows)
 from .validate import Prepared
 
 __all__ = ["LoadReport", "load", "CHUNK_ROWS"]
@@ -69,10 +70,6 @@ ANALYZE_FRACTION = 0.1
 MAX_PARTS = 8
 
 
-#: Modes of a load: replace the rows whose keys the file carries, or add rows only.
-MODES = ("replace", "append")
-
-
 @dataclass
 class LoadReport:
     table: str
@@ -84,39 +81,8 @@ class LoadReport:
     dry_run: bool = False
 
 
-@dataclass
-class Checks:
-    """What a load must check against the rows already in the table, and how.
-
-    ``mode`` "replace" replaces the rows whose keys the file carries, "append"
-    refuses them. Unless ``allow_empty``, replacing a row must not leave empty a
-    column it has a value in: ``absent`` are the model columns the file lacks,
-    ``with_nulls`` those with empty cells. ``dry_run``: check and count, write nothing.
-    """
-
-    filename: str
-    mode: str = "replace"
-    allow_empty: bool = False
-    dry_run: bool = False
-    absent: tuple[str, ...] = ()
-    with_nulls: tuple[str, ...] = ()
-
-
 def _compile(stmt, dialect) -> str:
     return str(stmt.compile(dialect=dialect))
-
-
-def _staging_table(target: sa.Table, key: tuple[str, ...],
-                   with_nulls: tuple[str, ...] = ()) -> sa.Table:
-    """The file's keys, each with its 1-based row in the file (``_row``) and, per
-    column in ``with_nulls``, whether the row leaves it empty (``null_<column>``)."""
-    md = sa.MetaData()
-    return sa.Table("ingest_staging_keys", md,
-                    *[sa.Column(k, target.c[k].type) for k in key],
-                    sa.Column("_row", sa.BigInteger),
-                    *[sa.Column(f"null_{c}", sa.Boolean) for c in with_nulls],
-                    prefixes=["TEMPORARY"],
-                    postgresql_on_commit="DROP")
 
 
 class _Session:
@@ -209,11 +175,6 @@ class _Session:
             self.conn.close()
 
 
-def _pg_analyze(session: _Session, table: sa.Table) -> str:
-    # the name quoted by SQLAlchemy's PostgreSQL identifier preparer
-    return "ANALYZE " + session.dialect.identifier_preparer.format_table(table)
-
-
 def _pg_vacuum(session: _Session, table: sa.Table) -> None:
     """PostgreSQL, after the commit: VACUUM the table, so that the new rows' hint bits
     and the visibility map are set now instead of by the first queries (a 1,000,000-row
@@ -228,114 +189,12 @@ def _pg_vacuum(session: _Session, table: sa.Table) -> None:
                     table.name, exc)
 
 
-def _stage_keys(session: _Session, target: sa.Table, keys: pa.Table,
-                key: tuple[str, ...], with_nulls: tuple[str, ...]) -> tuple[sa.Table, int]:
-    """A temporary table of the file's keys; returns it and how many table rows match.
-
-    The rows are counted by a join that looks each staged key up in the table's
-    unique key index (file keys are unique too, so it counts matching rows).
-    """
-    staging = _staging_table(target, key, with_nulls)
-    session.execute(sa.schema.CreateTable(staging))
-    session.insert_rows(staging, keys)
-    if session.name == "postgresql":
-        session.execute(_pg_analyze(session, staging))
-    matched = session.scalar(sa.select(sa.func.count()).select_from(
-        staging.join(target, _same_keys(staging, target, key))))
-    return staging, matched
-
-
-def _refusals(session: _Session, staging: sa.Table, target: sa.Table,
-              key: tuple[str, ...], replaced: int, checks: Checks, name: str) -> list[str]:
-    """Why the load must not go on, one line each: keys already in the table
-    (append mode), or replaced rows losing values (replace mode, unless allowed)."""
-    join = staging.join(target, _same_keys(staging, target, key))
-    if checks.mode == "append":
-        rows = session.rows(sa.select(staging.c._row, *[staging.c[k] for k in key])
-                            .select_from(join).order_by(staging.c._row).limit(3))
-        shown = "; ".join(f"row {r[0]}: ({', '.join(str(v) for v in r[1:])})" for r in rows)
-        more = f" and {replaced - len(rows)} more" if replaced > len(rows) else ""
-        return [f"{checks.filename}: {replaced} row(s) have a key ({', '.join(key)}) "
-                f"already in {name}: {shown}{more}; --mode append only adds new rows "
-                "(--mode replace replaces them)"]
-    if checks.allow_empty:
-        return []
-    columns = [*checks.absent, *checks.with_nulls]
-    if not columns:
-        return []
-    aggregates = []
-    for c in columns:
-        lost = target.c[c].is_not(None)
-        if c in checks.with_nulls:
-            lost = sa.and_(lost, staging.c[f"null_{c}"].is_(True))
-        aggregates += [sa.func.count(sa.case((lost, 1))),
-                       sa.func.min(sa.case((lost, staging.c._row)))]
-    query = sa.select(*aggregates).select_from(join)
-    if not checks.absent:          # only staged rows with an empty cell can lose a value
-        query = query.where(sa.or_(*[staging.c[f"null_{c}"].is_(True)
-                                     for c in checks.with_nulls]))
-    (found,) = session.rows(query)
-    emptied = [(found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(columns)
-               if found[2 * i]]
-    if not emptied:
-        return []
-    row, column, _n = min(emptied, key=lambda e: (e[0], columns.index(e[1])))
-    listed = ", ".join(f"{c} ({n} rows)" for _row, c, n in
-                       sorted(emptied, key=lambda e: columns.index(e[1])))
-    return [f"{checks.filename}: row {row}, column {column}: replacing rows of {name} "
-            f"would leave empty values they hold, in {len(emptied)} column(s): {listed} "
-            "(--allow-empty-columns replaces them anyway)"]
-
-
-def _delete_matching(session: _Session, staging: sa.Table, target: sa.Table,
-                     key: tuple[str, ...]) -> None:
-    """Delete the table rows whose keys are staged.
-
-    SQLite: the rows are found by a join and deleted by rowid, so a few keys cost a
-    few lookups in the table's key index, not a pass over the table (1,000 rows
-    replaced in a 1,000,000-row table: 0.27 s instead of 1.47 s for the whole
-    ingest); the staged keys get an index first, for the join to use when the
-    table's indexes are dropped for a rebuild. PostgreSQL plans the EXISTS as a
-    semi-join by itself."""
-    if session.name == "sqlite":
-        session.execute(sa.schema.CreateIndex(sa.Index("ingest_staging_keys_ix",
-                                                       *[staging.c[k] for k in key])))
-        rowid = sa.literal_column(
-            session.dialect.identifier_preparer.format_table(target) + ".rowid")
-        found = sa.select(rowid).select_from(
-            staging.join(target, _same_keys(staging, target, key)))
-        session.execute(target.delete().where(sa.literal_column("rowid").in_(found)))
-        return
-    session.execute(target.delete().where(sa.exists().where(
-        _same_keys(staging, target, key))))
-
-
-def _same_keys(staging: sa.Table, target: sa.Table, key: tuple[str, ...]):
-    """A staged key equals a table row's key."""
-    return sa.and_(*[staging.c[k] == target.c[k] for k in key])
-
-
 def _load_order(prep: Prepared) -> np.ndarray | None:
     """Rows of positional tables are stored in HEALPix order: the rows of a cone sit
     together in the table, so a cone search reads a few pages instead of one per row."""
     if "_hpx" not in prep.names:
         return None
     return np.argsort(prep.column("_hpx"), kind="stable")
-
-
-def _staged(prep: Prepared, data: pa.Table, order: np.ndarray | None,
-            with_nulls: tuple[str, ...]) -> pa.Table:
-    """The staging rows, in load order: keys, 1-based file row, null flags."""
-    rows = np.arange(1, prep.nrows + 1, dtype=np.int64)
-    if order is not None:
-        rows = rows[order]
-    columns = [data.column(k) for k in prep.table.key] + [pa.array(rows)]
-    names = [*prep.table.key, "_row"]
-    for c in with_nulls:
-        null = prep.nulls[prep.names.index(c)]
-        columns.append(pa.array(null if order is None else null[order]))
-        names.append(f"null_{c}")
-    return pa.table(columns, names=names)
 
 
 def load(engine: Engine, prep: Prepared,
@@ -348,8 +207,6 @@ def load(engine: Engine, prep: Prepared,
     run returns the report, refusals included, and writes nothing either.
     """
     checks = checks or Checks(prep.table.name, allow_empty=True)
-    if checks.mode not in MODES:
-        raise ValueError(f"unknown mode {checks.mode!r}; known: {', '.join(MODES)}")
     target = archive_db.table_for(prep.table)
     order = _load_order(prep)
     # columns with empty cells: only those that may be null (required ones are checked)
@@ -357,7 +214,7 @@ def load(engine: Engine, prep: Prepared,
         n for n, null in zip(prep.names, prep.nulls)
         if null is not None and n not in prep.table.key))
     data = prep.arrow(order, release=True)
-    staged = _staged(prep, data, order, checks.with_nulls)
+    staged = staged_rows(prep, data, order, checks.with_nulls)
     args = (engine.url, engine.dialect, target, data, staged, tuple(prep.table.key),
             prep.table.name, checks)
     if engine.dialect.name == "sqlite":
@@ -381,8 +238,8 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, staged: pa.Table,
         existing = session.scalar(count)
         staging, replaced = None, 0
         if existing:
-            staging, replaced = _stage_keys(session, target, staged, key, checks.with_nulls)
-        refusals = (_refusals(session, staging, target, key, replaced, checks, name)
+            staging, replaced = stage_keys(session, target, staged, key, checks.with_nulls)
+        refusals = (find_refusals(session, staging, target, key, replaced, checks, name)
                     if replaced else [])
         if refusals or checks.dry_run:
             session.rollback()
@@ -400,7 +257,7 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, staged: pa.Table,
             if replaced == existing:   # every row is replaced: no join (SQLite empties
                 session.execute(target.delete())        # the table's B-tree at once)
             elif replaced:
-                _delete_matching(session, staging, target, key)
+                delete_matching(session, staging, target, key)
             session.execute(sa.schema.DropTable(staging))
         own_rows = parts[0].start if parts else nrows
         for start in range(0, own_rows, CHUNK_ROWS):
@@ -418,7 +275,7 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, staged: pa.Table,
         if session.name == "postgresql" and nrows >= ANALYZE_FRACTION * (remaining + nrows):
             # statistics for the planner, committed with the rows; a small update
             # leaves them to autovacuum (ANALYZE of 1,000,000 rows takes 1.3 s)
-            session.execute(_pg_analyze(session, target))
+            session.execute(pg_analyze(session, target))
         total = session.scalar(count)
         # cached web search results of this table are out of date (archive.search.cache)
         # (``name`` is the data model's table name: a literal is safe)

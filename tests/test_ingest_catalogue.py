@@ -534,7 +534,8 @@ def test_failure_writing_a_part_file_leaves_the_database_unchanged(
     _break_part_writers(monkeypatch, load_module, failing)
     before = snapshot(loaded)
     with pytest.raises(RuntimeError, match=r"writing rows 1001-2000 \(in load order\) "
-                                           r"failed: RuntimeError: disk full \(simulated\) in a part file"):
+                                           r"failed: RuntimeError: disk full \(simulated\) "
+                                           r"in a part file"):
         run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
     assert snapshot(loaded) == before
     assert _part_files(loaded) == []
