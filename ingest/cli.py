@@ -16,26 +16,74 @@ def ingest_group():
     """Load catalogues and product files into the archive."""
 
 
-@ingest_group.command("catalogue")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--catalogue", "catalogue", required=True,
-              help="Target table: aperiodic, transients, periodic, longterm, "
-                   "longterm_points or classification.")
-@click.option("--format", "fmt", type=click.Choice(["fits", "votable", "csv"]), default=None,
-              help="Input format (default: from the extension, else the content).")
-@pass_context
-def catalogue_command(ctx: Context, file, catalogue, fmt):
-    """Validate FILE (FITS, VOTable or CSV) and load it into a catalogue, all or nothing."""
+def _catalogue_options(command):
+    """The options ``ingest catalogue`` and ``ingest validate`` share."""
+    options = [
+        click.option("--catalogue", "catalogue", required=True,
+                     help="Target table: aperiodic, transients, periodic, longterm, "
+                          "longterm_points or classification."),
+        click.option("--format", "fmt", type=click.Choice(["fits", "votable", "csv"]),
+                     default=None,
+                     help="Input format (default: from the extension, else the content)."),
+        click.option("--mode", type=click.Choice(["replace", "append"]), default="replace",
+                     show_default=True,
+                     help="replace: rows whose keys are in the table are replaced; "
+                          "append: only new rows, a key already in the table refuses "
+                          "the load."),
+        click.option("--allow-empty-columns", is_flag=True,
+                     help="Load a file lacking most of the catalogue's columns, or "
+                          "replace rows with empty values where they had values."),
+        click.option("--delimiter", default=None,
+                     help="CSV delimiter, one character or 'tab' (default: sniffed "
+                          "among , ; tab |)."),
+        click.option("--encoding", default=None,
+                     help="CSV text encoding (default: UTF-8; a byte-order mark is "
+                          "skipped)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _run_catalogue(ctx: Context, file, catalogue, fmt, mode, allow_empty_columns,
+                   delimiter, encoding, dry_run: bool):
     from .catalogue import ingest_catalogue, resolve_catalogue
+    if delimiter in ("tab", "\\t"):
+        delimiter = "\t"
     progress = Progress("ingest")
     try:
         resolve_catalogue(catalogue)
-        report = ingest_catalogue(ctx.db.engine, file, catalogue, progress=progress, fmt=fmt)
+        report = ingest_catalogue(ctx.db.engine, file, catalogue, progress=progress, fmt=fmt,
+                                  mode=mode, allow_empty=allow_empty_columns,
+                                  dry_run=dry_run, delimiter=delimiter, encoding=encoding)
     except IngestError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         ctx.db.dispose()
     click.echo(report.summary())
+    if report.problems:                 # a dry run that found why the ingest would fail
+        raise click.exceptions.Exit(1)
+
+
+@ingest_group.command("catalogue")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_catalogue_options
+@click.option("--dry-run", is_flag=True,
+              help="Read, check and count (new, replaced, unchanged rows; columns "
+                   "missing or ignored; problems); write nothing.")
+@pass_context
+def catalogue_command(ctx: Context, file, dry_run, **options):
+    """Validate FILE (FITS, VOTable or CSV) and load it into a catalogue, all or nothing."""
+    _run_catalogue(ctx, file, dry_run=dry_run, **options)
+
+
+@ingest_group.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_catalogue_options
+@pass_context
+def validate_command(ctx: Context, file, **options):
+    """Check FILE against a catalogue and the archive, writing nothing (= catalogue --dry-run)."""
+    _run_catalogue(ctx, file, dry_run=True, **options)
 
 
 @ingest_group.command("products")

@@ -5,11 +5,10 @@ to the database through ADBC (``adbc_driver_sqlite``, ``adbc_driver_postgresql``
 whose drivers bind the Arrow arrays in C (PostgreSQL: binary ``COPY``): no Python
 object is made per value, which is where the speed comes from.
 
-Loading is all-or-nothing: every statement -- the temporary table of the file's
-keys, the removal of the rows with those keys (so re-ingesting gives the same
-state), the appends and any index rebuilds -- runs in one transaction on one
-ADBC connection, rolled back on any failure. SQL text is compiled by SQLAlchemy
-from the table objects of :mod:`archive.db`.
+Loading is all-or-nothing: every statement -- the staged keys and the checks
+(:mod:`ingest.staging`), the removal of the rows with those keys (re-ingesting
+gives the same state), the appends, any index rebuilds -- runs in one transaction
+on one ADBC connection, rolled back on any failure or refusal (a dry run always).
 
 When the rows of the file outnumber those the table keeps (the first load of a
 catalogue, typically) the table's indexes are dropped before the delete and the
@@ -29,12 +28,15 @@ one transaction.
 """
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,9 @@ from sqlalchemy.engine import Engine
 from archive import db as archive_db
 from archive.progress import Forwarder, Progress
 
+from .errors import IngestError
+from .staging import (Checks, delete_matching, find_refusals, pg_analyze, stage_keys,
+                      staged_rows)
 from .validate import Prepared
 
 __all__ = ["LoadReport", "load", "CHUNK_ROWS"]
@@ -72,18 +77,12 @@ class LoadReport:
     replaced: int
     total: int
     rebuilt_indexes: bool
+    refusals: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
 
 def _compile(stmt, dialect) -> str:
     return str(stmt.compile(dialect=dialect))
-
-
-def _staging_table(target: sa.Table, key: tuple[str, ...]) -> sa.Table:
-    md = sa.MetaData()
-    return sa.Table("ingest_staging_keys", md,
-                    *[sa.Column(k, target.c[k].type) for k in key],
-                    prefixes=["TEMPORARY"],
-                    postgresql_on_commit="DROP")
 
 
 class _Session:
@@ -136,14 +135,22 @@ class _Session:
         self.cur.execute(_compile(stmt, self.dialect))
         return self.cur.fetchone()[0]
 
+    def rows(self, stmt) -> list[tuple]:
+        # the literals are integers made here (LIMIT, CASE results): inlined
+        self.cur.execute(str(stmt.compile(dialect=self.dialect,
+                                          compile_kwargs={"literal_binds": True})))
+        return self.cur.fetchall()
+
     def insert_rows(self, table: sa.Table, data: pa.Table):
         """Append the Arrow table ``data`` (columns named like ``table``'s) to ``table``."""
         temporary = "TEMPORARY" in table._prefixes
         self.cur.adbc_ingest(table.name, data, mode="append", temporary=temporary)
 
-    def begin(self):
+    def begin(self, read_only: bool = False):
         if self.name == "sqlite":
-            self.execute("BEGIN IMMEDIATE")
+            # a dry run only reads the archive: a deferred transaction takes no
+            # write lock (its staging table is in the connection's temp database)
+            self.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
         # PostgreSQL: autocommit is off, the driver is already in a transaction
 
     def commit(self):
@@ -168,11 +175,6 @@ class _Session:
             self.conn.close()
 
 
-def _pg_analyze(session: _Session, table: sa.Table) -> str:
-    # the name quoted by SQLAlchemy's PostgreSQL identifier preparer
-    return "ANALYZE " + session.dialect.identifier_preparer.format_table(table)
-
-
 def _pg_vacuum(session: _Session, table: sa.Table) -> None:
     """PostgreSQL, after the commit: VACUUM the table, so that the new rows' hint bits
     and the visibility map are set now instead of by the first queries (a 1,000,000-row
@@ -187,47 +189,6 @@ def _pg_vacuum(session: _Session, table: sa.Table) -> None:
                     table.name, exc)
 
 
-def _stage_keys(session: _Session, target: sa.Table, keys: pa.Table) -> tuple[sa.Table, int]:
-    """A temporary table of the file's keys; returns it and how many table rows match.
-
-    The rows are counted by a join that looks each staged key up in the table's
-    unique key index (file keys are unique too, so it counts matching rows).
-    """
-    staging = _staging_table(target, tuple(keys.column_names))
-    session.execute(sa.schema.CreateTable(staging))
-    session.insert_rows(staging, keys)
-    if session.name == "postgresql":
-        session.execute(_pg_analyze(session, staging))
-    matched = session.scalar(sa.select(sa.func.count()).select_from(
-        staging.join(target, _same_keys(staging, target))))
-    return staging, matched
-
-
-def _delete_matching(session: _Session, staging: sa.Table, target: sa.Table) -> None:
-    """Delete the table rows whose keys are staged.
-
-    SQLite: the rows are found by a join and deleted by rowid, so a few keys cost a
-    few lookups in the table's key index, not a pass over the table (1,000 rows
-    replaced in a 1,000,000-row table: 0.27 s instead of 1.47 s for the whole
-    ingest); the staged keys get an index first, for the join to use when the
-    table's indexes are dropped for a rebuild. PostgreSQL plans the EXISTS as a
-    semi-join by itself."""
-    if session.name == "sqlite":
-        session.execute(sa.schema.CreateIndex(sa.Index("ingest_staging_keys_ix",
-                                                       *staging.c)))
-        rowid = sa.literal_column(
-            session.dialect.identifier_preparer.format_table(target) + ".rowid")
-        found = sa.select(rowid).select_from(staging.join(target, _same_keys(staging, target)))
-        session.execute(target.delete().where(sa.literal_column("rowid").in_(found)))
-        return
-    session.execute(target.delete().where(sa.exists().where(_same_keys(staging, target))))
-
-
-def _same_keys(staging: sa.Table, target: sa.Table):
-    """A staged key equals a table row's key."""
-    return sa.and_(*[staging.c[c.name] == target.c[c.name] for c in staging.c])
-
-
 def _load_order(prep: Prepared) -> np.ndarray | None:
     """Rows of positional tables are stored in HEALPix order: the rows of a cone sit
     together in the table, so a cone search reads a few pages instead of one per row."""
@@ -236,36 +197,59 @@ def _load_order(prep: Prepared) -> np.ndarray | None:
     return np.argsort(prep.column("_hpx"), kind="stable")
 
 
-def load(engine: Engine, prep: Prepared, progress: Progress | None = None) -> LoadReport:
+def load(engine: Engine, prep: Prepared, progress: Progress | None = None,
+         checks: Checks | None = None) -> LoadReport:
     """Load ``prep`` into its table in one transaction (see the module docstring);
     ``progress`` (:mod:`archive.progress`) gets the steps loading, indexing and
-    committing."""
+    committing.
+
+    ``checks`` (default: replace mode, no check of emptied values) say what
+    to refuse; a refused load raises :class:`IngestError` and writes nothing, a dry
+    run returns the report, refusals included, and writes nothing either.
+    """
+    checks = checks or Checks(prep.table.name, allow_empty=True)
     target = archive_db.table_for(prep.table)
-    data = prep.arrow(_load_order(prep), release=True)
-    args = (engine.url, engine.dialect, target, data, tuple(prep.table.key),
-            prep.table.name)
+    order = _load_order(prep)
+    # columns with empty cells: only those that may be null (required ones are checked)
+    checks = dataclasses.replace(checks, with_nulls=tuple(
+        n for n, null in zip(prep.names, prep.nulls)
+        if null is not None and n not in prep.table.key))
+    data = prep.arrow(order, release=True)
+    staged = staged_rows(prep, data, order, checks.with_nulls)
+    args = (engine.url, engine.dialect, target, data, staged, tuple(prep.table.key),
+            prep.table.name, checks)
     if engine.dialect.name == "sqlite":
         return _in_child(_load, args, progress)
     return _load(*args, progress=Progress.of(progress))
 
 
-def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
-          name: str, progress: Progress) -> LoadReport:
+def _load(url, dialect, target: sa.Table, data: pa.Table, staged: pa.Table,
+          key: tuple[str, ...], name: str, checks: Checks,
+          progress: Progress) -> LoadReport:
     nrows = data.num_rows
     # part files are started before this process opens the database (the helpers
     # are forked from it and must not inherit an open connection)
-    parts = _start_parts(url, dialect, target, data) if dialect.name == "sqlite" else []
+    parts = (_start_parts(url, dialect, target, data)
+             if dialect.name == "sqlite" and not checks.dry_run else [])
     session = None
     rebuild = False
     try:
         progress.start(f"loading {name}", nrows, "rows")
         session = _Session(url, dialect)
-        session.begin()
+        session.begin(read_only=checks.dry_run)
         count = sa.select(sa.func.count()).select_from(target)
         existing = session.scalar(count)
         staging, replaced = None, 0
         if existing:
-            staging, replaced = _stage_keys(session, target, data.select(list(key)))
+            staging, replaced = stage_keys(session, target, staged, key, checks.with_nulls)
+        refusals = (find_refusals(session, staging, target, key, replaced, checks, name)
+                    if replaced else [])
+        if refusals or checks.dry_run:
+            session.rollback()
+            if refusals and not checks.dry_run:
+                raise IngestError("; ".join(refusals) + "; nothing was ingested")
+            return LoadReport(name, nrows, replaced, existing - replaced + nrows, False,
+                              refusals, dry_run=True)
         remaining = existing - replaced
         indexes = sorted(target.indexes, key=lambda ix: ix.name)
         rebuild = nrows > remaining and nrows >= REBUILD_MIN_ROWS
@@ -276,7 +260,7 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
             if replaced == existing:   # every row is replaced: no join (SQLite empties
                 session.execute(target.delete())        # the table's B-tree at once)
             elif replaced:
-                _delete_matching(session, staging, target)
+                delete_matching(session, staging, target, key)
             session.execute(sa.schema.DropTable(staging))
         own_rows = parts[0].start if parts else nrows
         for start in range(0, own_rows, CHUNK_ROWS):
@@ -293,7 +277,7 @@ def _load(url, dialect, target: sa.Table, data: pa.Table, key: tuple[str, ...],
         if session.name == "postgresql" and nrows >= ANALYZE_FRACTION * (remaining + nrows):
             # statistics for the planner, committed with the rows; a small update
             # leaves them to autovacuum (ANALYZE of 1,000,000 rows takes 1.3 s)
-            session.execute(_pg_analyze(session, target))
+            session.execute(pg_analyze(session, target))
         total = session.scalar(count)
         progress.start(f"committing {name}")
         # cached web search results of this table are out of date (archive.search.cache)
@@ -342,7 +326,8 @@ class _Part:
         self.process.join()
         if outcome is None or outcome[0] != "done":
             detail = outcome[1] if outcome else f"exit code {self.process.exitcode}"
-            raise RuntimeError(f"writing rows {self.start}-{self.stop} failed: {detail}")
+            raise RuntimeError(f"writing rows {self.start + 1}-{self.stop} (in load order) "
+                               f"failed: {detail}")
         # attached until the connection closes (SQLite cannot detach a database a
         # transaction has read), hence one schema name per part
         schema = f"ingest_part_{self.start}"
@@ -383,7 +368,7 @@ def _start_parts(url, dialect, target: sa.Table, data: pa.Table) -> list[_Part]:
             receiver, sender = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_write_part, daemon=True,
                                args=(sender, path, dialect, target, data,
-                                     bounds[k], bounds[k + 1]))
+                                     bounds[k], bounds[k + 1], os.getpid()))
             proc.start()
             sender.close()
             parts.append(_Part(path, bounds[k], bounds[k + 1], proc, receiver))
@@ -410,10 +395,28 @@ def _remove_stale_parts(directory: Path) -> None:
             pass
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this forked process (SIGKILL) when its parent dies.
+
+    A loading process outliving the command that started it (``kill -9`` of the
+    command, the OOM killer) would commit a load its operator stopped; with this
+    it dies too and SQLite rolls its transaction back. Python has no binding for
+    prctl(PR_SET_PDEATHSIG), hence ctypes.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))          # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):               # not Linux: nothing to set
+        return
+    if os.getppid() != parent:                      # the parent died before the prctl
+        os._exit(1)
+
+
 def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,
-                start: int, stop: int) -> None:
+                start: int, stop: int, parent: int) -> None:
     """Helper process: rows ``start:stop`` into a new file holding ``target``'s table
     (no indexes, no journal: the file is thrown away if anything fails)."""
+    _die_with_parent(parent)
     try:
         session = _Session(sa.engine.make_url(f"sqlite:///{path}"), dialect,
                            pragmas=(f"page_size={archive_db.SQLITE_PAGE_SIZE}",
@@ -433,7 +436,8 @@ def _write_part(pipe, path: Path, dialect, target: sa.Table, data: pa.Table,
         pipe.close()
 
 
-def _child_main(pipe, func, args):
+def _child_main(pipe, func, args, parent):
+    _die_with_parent(parent)
     try:
         result = ("done", func(*args, progress=Forwarder(pipe)))
     except BaseException as exc:      # sent back and raised again in the parent
@@ -463,7 +467,7 @@ def _in_child(func, args, progress):
     parent_end, child_end = ctx.Pipe(duplex=False)
     # not daemonic: it forks the part-file helpers (it is always joined or
     # terminated below)
-    proc = ctx.Process(target=_child_main, args=(child_end, func, args))
+    proc = ctx.Process(target=_child_main, args=(child_end, func, args, os.getpid()))
     proc.start()
     child_end.close()
     outcome = None

@@ -23,8 +23,10 @@ from .threads import column_map
 
 __all__ = ["Prepared", "prepare", "build_id", "MAX_REPORTED"]
 
-#: How many offending rows an error message lists at most.
+#: How many rows with the same problem (column and kind) are kept for the message.
 MAX_REPORTED = 5
+#: How many problems an error message lists at most.
+MAX_LISTED = 10
 
 _INT_RANGES = {"short": (-2**15, 2**15 - 1), "int": (-2**31, 2**31 - 1),
                "long": (-2**63, 2**63 - 1)}
@@ -49,6 +51,7 @@ class Prepared:
     nulls: list[np.ndarray | None] = field(default_factory=list)   # None: no nulls
     types: list[str] = field(default_factory=list)        # data-model datatypes
     ignored: list[str] = field(default_factory=list)      # input columns not in the model
+    missing: list[str] = field(default_factory=list)      # model columns not in the input
 
     def column(self, name: str):
         return self.values[self.names.index(name)]
@@ -78,11 +81,16 @@ class Prepared:
 
 
 class _Problems:
-    """Collects (row index, column, message) and raises one IngestError."""
+    """Collects problems as (row index, column, message) and raises one IngestError.
+
+    ``total`` counts every problem found; ``items`` keeps the first MAX_REPORTED of
+    each kind, of which the MAX_LISTED first rows are listed.
+    """
 
     def __init__(self, filename: str):
         self.filename = filename
         self.items: list[tuple[int, str, str]] = []
+        self.total = 0
         self.flagged: dict[str, np.ndarray] = {}     # per column: rows already reported
 
     def add_rows(self, bad: np.ndarray, column: str, describe):
@@ -92,39 +100,54 @@ class _Problems:
         else:
             self.flagged[column] = np.array(bad, dtype=bool, copy=True)
         idx = np.flatnonzero(bad)
+        self.total += len(idx)
         for i in idx[:MAX_REPORTED]:
             self.items.append((int(i), column, describe(int(i))))
-        if len(idx) > MAX_REPORTED:
-            self.items.append((int(idx[MAX_REPORTED]), column,
-                               f"... and {len(idx) - MAX_REPORTED} more rows with this problem"))
+
+    def add(self, row: int, column: str, message: str):
+        self.total += 1
+        self.items.append((row, column, message))
+
+    def merge(self, other: "_Problems"):
+        self.items.extend(other.items)
+        self.total += other.total
+
+    def bad_rows(self, columns, nrows: int) -> np.ndarray:
+        """Rows with a problem in any of ``columns`` (labels)."""
+        bad = np.zeros(nrows, dtype=bool)
+        for label, rows in self.flagged.items():
+            if label in columns:
+                bad |= rows
+        return bad
 
     def raise_if_any(self):
-        if not self.items:
+        if not self.total:
             return
         self.items.sort(key=lambda item: item[0])
-        lines = [f"{self.filename}: row {i + 1}, column {col}: {msg}"
-                 for i, col, msg in self.items[:MAX_REPORTED * 2]]
-        more = len(self.items) - len(lines)
-        head = f"{self.filename}: {len(self.items)} invalid value(s); nothing was ingested"
-        text = "\n".join([head, *lines] + ([f"({more} more not shown)"] if more > 0 else []))
-        raise IngestError(text)
-
-
-def _py(value):
-    """A cell as a plain Python value: numpy scalars unwrapped, bytes decoded."""
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    return value
-
-
-def _show(value) -> str:
-    """repr of a cell value without numpy's type wrappers."""
-    return repr(_py(value))
+        listed = self.items[:MAX_LISTED]
+        lines = [f"{self.filename}: row {i + 1}, column {col}: {msg}" for i, col, msg in listed]
+        head = f"{self.filename}: {self.total} problem(s); nothing was ingested"
+        if len(listed) < self.total:
+            head += f" (the first {len(listed)} listed)"
+            lines.append(f"... and {self.total - len(listed)} more problem(s)")
+        raise IngestError("\n".join([head, *lines]))
 
 
 def _plain(value) -> str:
-    return str(_py(value))
+    """A cell as written: text stripped (bytes decoded), numbers by numpy's shortest
+    repr of their own type (a float32 1.7 is 1.7, not 1.7000000476837158)."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf-8", errors="replace").strip()
+    if isinstance(value, (str, np.str_)):
+        return str(value).strip()
+    return str(value)
+
+
+def _show(value) -> str:
+    """A cell as written, text quoted."""
+    if isinstance(value, (bytes, np.bytes_, str, np.str_)):
+        return repr(_plain(value))
+    return _plain(value)
 
 
 def _as_array(col) -> tuple[np.ndarray, np.ndarray]:
@@ -165,8 +188,13 @@ def _parse_failures(text: np.ndarray, ok_mask: np.ndarray, parse) -> np.ndarray:
 
 
 def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems):
-    """Convert one input column to the data-model type: (values, null mask)."""
+    """Convert one input column to the data-model type: (values, null mask, written).
+
+    ``written`` holds the values as the file writes them (the text of a CSV cell,
+    a FITS float32 as a float32), for messages.
+    """
     kind = data.dtype.kind
+    written = data
     n = len(data)
     dt = col.datatype
     if dt == "char":
@@ -177,13 +205,14 @@ def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems)
         else:
             values = data.astype(str)
         mask = mask | (np.strings.str_len(values) == 0)
-        return values, mask
+        return values, mask, values
 
     if kind in "USO":                      # text input (CSV, or strings in FITS/VOTable)
         text = _text(data)
         if text.dtype.kind == "S":
             text = np.char.decode(text, "utf-8", errors="replace")
         mask = mask | (text == "")
+        written = text
         text = np.where(mask, "0", text)
         if dt == "boolean":
             low = np.strings.lower(text)
@@ -191,7 +220,7 @@ def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems)
             bad = ~(is_true | np.isin(low, list(_FALSE))) & ~mask
             problems.add_rows(bad, label, lambda i: f"{_show(text[i])} is not a boolean "
                                                     "(expected true/false, 1/0, T/F)")
-            return is_true, mask
+            return is_true, mask, written
         kind, target, parse, what = (("i", np.int64, int, "an integer")
                                      if dt in _INT_DTYPES else
                                      ("f", np.float64, float, "a number"))
@@ -206,19 +235,20 @@ def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems)
 
     if dt == "boolean":
         if kind == "b":
-            return data.astype(bool), mask
+            return data.astype(bool), mask, written
         if kind in "iu":
             bad = ~np.isin(data, (0, 1)) & ~mask
-            problems.add_rows(bad, label, lambda i: f"{_plain(data[i])} is not a boolean (0 or 1)")
-            return data == 1, mask
-        problems.add_rows(~mask, label, lambda i: f"{_show(data[i])} is not a boolean "
+            problems.add_rows(bad, label, lambda i: f"{_plain(written[i])} is not a boolean "
+                                                    "(0 or 1)")
+            return data == 1, mask, written
+        problems.add_rows(~mask, label, lambda i: f"{_show(written[i])} is not a boolean "
                                                   f"(input type {data.dtype})")
-        return np.zeros(n, dtype=bool), mask
+        return np.zeros(n, dtype=bool), mask, written
 
     if kind not in "biuf":
-        problems.add_rows(~mask, label, lambda i: f"{_show(data[i])} is not a number "
+        problems.add_rows(~mask, label, lambda i: f"{_show(written[i])} is not a number "
                                                   f"({dt} expected, input type {data.dtype})")
-        return np.zeros(n, dtype=np.float64), mask
+        return np.zeros(n, dtype=np.float64), mask, written
 
     if dt in _INT_DTYPES:
         if kind == "f":
@@ -226,14 +256,15 @@ def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems)
             mask = mask | nan
             good = ~mask
             bad = good & ((~np.isfinite(data)) | (data != np.round(data)))
-            problems.add_rows(bad, label, lambda i: f"{_show(data[i])} is not an integer "
+            problems.add_rows(bad, label, lambda i: f"{_show(written[i])} is not an integer "
                                                     f"({dt} expected)")
             data = np.where(good & ~bad, data, 0)
         lo, hi = _INT_RANGES[dt]
         too_big = ~mask & ((data < lo) | (data > hi))
-        problems.add_rows(too_big, label, lambda i: f"{_plain(data[i])} does not fit a {dt} integer")
+        problems.add_rows(too_big, label,
+                          lambda i: f"{_plain(written[i])} does not fit a {dt} integer")
         values = np.where(too_big | mask, 0, data).astype(_INT_DTYPES[dt])
-        return values, mask
+        return values, mask, written
 
     values = data.astype(_FLOAT_DTYPES[dt])
     nan = np.isnan(values)
@@ -241,17 +272,17 @@ def _convert(data, mask, col: datamodel.Column, label: str, problems: _Problems)
         problems.add_rows(nan & ~mask, label, lambda i: "NaN is not allowed here")
     mask = mask | nan
     inf = np.isinf(values) & ~mask
-    problems.add_rows(inf, label, lambda i: f"{_plain(values[i])} is not a finite number")
-    return values, mask
+    problems.add_rows(inf, label, lambda i: f"{_plain(written[i])} is not a finite number")
+    return values, mask, written
 
 
-def _check_range(values, mask, col: datamodel.Column, label, problems):
+def _check_range(values, mask, written, col: datamodel.Column, label, problems):
     if col.datatype not in ("short", "int", "long", "float", "double"):
         return
     good = ~mask
     if col.minimum is not None:
         bad = good & (values < col.minimum)
-        problems.add_rows(bad, label, lambda i: f"{_plain(values[i])} is below the minimum "
+        problems.add_rows(bad, label, lambda i: f"{_plain(written[i])} is below the minimum "
                                                 f"{col.minimum:g}")
     if col.maximum is not None:
         if col.maximum_exclusive:
@@ -260,7 +291,26 @@ def _check_range(values, mask, col: datamodel.Column, label, problems):
         else:
             bad = good & (values > col.maximum)
             rel = "above the maximum"
-        problems.add_rows(bad, label, lambda i: f"{_plain(values[i])} is {rel} {col.maximum:g}")
+        problems.add_rows(bad, label, lambda i: f"{_plain(written[i])} is {rel} {col.maximum:g}")
+
+
+def _report_duplicates(problems: _Problems, key: tuple[str, ...],
+                       values: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    """Add a problem for each row of ``rows`` whose key an earlier one has already."""
+    cols = {c: values[c][rows] for c in key}
+    dups, ndups = _duplicates(cols, key, len(rows))
+    key_text = ", ".join(key)
+    for first, second in dups:
+        first, second = int(rows[first]), int(rows[second])
+        shown = ", ".join(_plain(values[c][first]) for c in key)
+        problems.add(second, key_text, f"duplicate key ({key_text}) = ({shown}), "
+                                       f"already on row {first + 1}")
+    problems.total += ndups - len(dups)
+
+
+def _label(col: datamodel.Column, source: str) -> str:
+    """How messages name a column: as the file does, with the database name if other."""
+    return source if source.lower() == col.name else f"{source} ({col.name})"
 
 
 def _duplicates(prep_cols: dict[str, np.ndarray], key: tuple[str, ...], nrows: int):
@@ -290,16 +340,16 @@ def _check_column(data, col: datamodel.Column, source: str, filename: str,
     Problems are added to ``problems``, which belongs to this column alone: columns
     are checked side by side in threads (:func:`ingest.threads.column_map`).
     """
-    label = source if source.lower() == col.name else f"{source} ({col.name})"
+    label = _label(col, source)
     try:
         raw, mask = _as_array(data[source])
     except ValueError:
         raise IngestError(f"{filename}: column {source}: multidimensional values "
                           f"cannot be stored in {col.name}") from None
-    vals, mask = _convert(raw, mask, col, label, problems)
+    vals, mask, written = _convert(raw, mask, col, label, problems)
     if col.required:
         problems.add_rows(mask, label, lambda i: "a value is required (empty or null)")
-    _check_range(vals, mask, col, label, problems)
+    _check_range(vals, mask, written, col, label, problems)
     if col.datatype == "char" and col.arraysize and col.arraysize.isdigit():
         width = int(col.arraysize)
         too_long = ~mask & (np.strings.str_len(vals) > width)
@@ -355,14 +405,21 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
 
     def check(item: tuple[datamodel.Column, str]):
         found = _Problems(filename)             # one per column: no state shared by threads
-        return (*_check_column(data, *item, filename, found), found.items)
+        return (*_check_column(data, *item, filename, found), found)
 
     values: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
-    for (col, _source), (vals, mask, items) in zip(sources, column_map(check, sources)):
+    for (col, _source), (vals, mask, found) in zip(sources, column_map(check, sources)):
         values[col.name], masks[col.name] = vals, mask
-        problems.items.extend(items)            # in column order, as one pass would
-    problems.raise_if_any()
+        problems.merge(found)                   # in column order, as one pass would
+        problems.flagged.update(found.flagged)
+    if problems.total:
+        # duplicate keys are reported with the other problems, among the rows whose
+        # key values are valid
+        labels = {col.name: _label(col, source) for col, source in sources}
+        valid = ~problems.bad_rows({labels[c] for c in table.key}, nrows)
+        _report_duplicates(problems, table.key, values, np.flatnonzero(valid))
+        problems.raise_if_any()
 
     # the id, the duplicate test and the spatial columns need only checked columns:
     # computed side by side
@@ -375,17 +432,8 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
     if make_id:
         values[id_col.name] = ids
         masks[id_col.name] = np.zeros(nrows, dtype=bool)
-    dups, ndups = _duplicates(values, table.key, nrows) if has_dups else ([], 0)
-    if dups:
-        key_text = ", ".join(table.key)
-        for first, second in dups:
-            shown = ", ".join(str(values[c][first]) for c in table.key)
-            problems.items.append((second, key_text,
-                                   f"duplicate key ({key_text}) = ({shown}), "
-                                   f"already on row {first + 1}"))
-        if ndups > len(dups):
-            problems.items.append((dups[-1][1], key_text,
-                                   f"... and {ndups - len(dups)} more duplicate keys"))
+    if has_dups:
+        _report_duplicates(problems, table.key, values, np.arange(nrows))
     problems.raise_if_any()
 
     for col in table.columns:
@@ -401,4 +449,5 @@ def prepare(table: datamodel.Table, data, filename: str) -> Prepared:
         prep.nulls.append(None)
         prep.types.append("long" if name == "_hpx" else "double")
     prep.ignored = [n for n in data.colnames if n not in used]
+    prep.missing = [col.name for col in table.columns if col.name not in values]
     return prep

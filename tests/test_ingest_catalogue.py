@@ -424,7 +424,7 @@ def test_bad_values_everywhere_are_listed_together(loaded, synth, tmp_path):
     path = write(table, tmp_path / "multi.fits", "fits")
     out = _bad_input(loaded, path)
     assert "row 3, column DEC" in out and "row 10, column SRC_NUM" in out
-    assert "2 invalid value(s); nothing was ingested" in out
+    assert "2 problem(s); nothing was ingested" in out
 
 
 def test_problems_of_one_row_are_listed_in_column_order(loaded, synth, tmp_path):
@@ -533,8 +533,9 @@ def test_failure_writing_a_part_file_leaves_the_database_unchanged(
 
     _break_part_writers(monkeypatch, load_module, failing)
     before = snapshot(loaded)
-    with pytest.raises(RuntimeError, match=r"writing rows 1000-2000 failed: RuntimeError: "
-                                           r"disk full \(simulated\) in a part file"):
+    with pytest.raises(RuntimeError, match=r"writing rows 1001-2000 \(in load order\) "
+                                           r"failed: RuntimeError: disk full \(simulated\) "
+                                           r"in a part file"):
         run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
     assert snapshot(loaded) == before
     assert _part_files(loaded) == []
@@ -575,7 +576,8 @@ def test_a_part_writer_that_dies_fails_the_load_cleanly(loaded, monkeypatch, tmp
     path = write(file_table("aperiodic", big.aperiodic), tmp_path / "big.fits", "fits")
     _break_part_writers(monkeypatch, load_module, lambda: os._exit(9))
     before = snapshot(loaded)
-    with pytest.raises(RuntimeError, match=r"writing rows 1000-2000 failed: exit code 9"):
+    with pytest.raises(RuntimeError,
+                       match=r"writing rows 1001-2000 \(in load order\) failed: exit code 9"):
         run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic")
     assert snapshot(loaded) == before
     assert _part_files(loaded) == []
