@@ -16,8 +16,9 @@ out; 0 turns the cache off). Ingesting a catalogue again deletes its entries in 
 same transaction (``ingest/load.py``).
 
 The order of a cached page is the database's: the sort column with NULLs last, then
-the table's key; text compares byte-wise, as SQLite and a PostgreSQL database with
-the C or C.UTF-8 collation do.
+the table's key; text compares byte-wise (pyarrow compares UTF-8 bytes), as the
+database's ORDER BY of ``query.statement`` does on SQLite and PostgreSQL alike
+(``COLLATE "C"`` there, whatever the database's own collation).
 """
 from __future__ import annotations
 

@@ -5,13 +5,20 @@ The area is ``archive.spatial``'s cone or box condition (HEALPix ranges on the
 ``_hpx`` index AND the exact test); constraints are bound values on the data
 model's columns; the distance ``_r`` is ``spatial.distance_expression`` in arcsec.
 Rows are ordered by the sort column (NULLs last, both ways) and then by the
-table's key, so that pages never overlap.
+table's key, so that pages never overlap. Text is ordered byte-wise (by code point)
+on every database: ``COLLATE "C"`` on PostgreSQL, whose default collation may sort
+``"b" < "B" < "_c"`` otherwise; SQLite's default (BINARY) is byte-wise already. The
+result cache (``cache.py``) sorts its pages the same way, so a page is the same
+whichever of the two produced it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 import datamodel
 from .. import spatial
@@ -39,6 +46,32 @@ def result_columns(search: Search) -> list[ResultColumn]:
     """The columns of the result: ``_r`` first for positional searches."""
     cols = [ResultColumn.of(c) for c in _model_columns(search)]
     return [_DISTANCE_COLUMN, *cols] if search.positional else cols
+
+
+class _Bytewise(ColumnElement):
+    """A text column ordered byte-wise, whatever the database's collation."""
+
+    inherit_cache = True
+    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, element):
+        self.element = element
+        self.type = element.type
+
+
+@compiles(_Bytewise)
+def _bytewise(element, compiler, **kw):
+    return compiler.process(element.element, **kw)
+
+
+@compiles(_Bytewise, "postgresql")
+def _bytewise_postgresql(element, compiler, **kw):
+    return compiler.process(element.element, **kw) + ' COLLATE "C"'
+
+
+def _ordered(col):
+    """``col`` as an ORDER BY term: text byte-wise (see the module's docstring)."""
+    return _Bytewise(col) if isinstance(col.type, sa.String) else col
 
 
 def _condition(search: Search, t):
@@ -83,9 +116,9 @@ def statement(search: Search):
     if sort == DISTANCE:
         order.append(dist.desc() if search.order == "desc" else dist.asc())
     elif sort:
-        col = t.c[sort]
+        col = _ordered(t.c[sort])
         order.append(sa.nulls_last(col.desc() if search.order == "desc" else col.asc()))
-    order += [t.c[k] for k in search.table.key]
+    order += [_ordered(t.c[k]) for k in search.table.key]
     return sa.select(*cols).where(condition).order_by(*order)
 
 
