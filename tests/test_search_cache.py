@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from archive.db import get_db, search_cache
+from archive.search.query import bytewise_text
 
 URL = "/search/aperiodic"
 
@@ -166,6 +167,10 @@ def test_text_order_is_the_same_from_the_cache_and_the_database(empty_config, or
                 got += [unescape(v) for v in re.findall(r"<td>([^<]*)</td>", cells)]
             pages[path] = got
         assert len(_entries(app)) == 1
+        with app.app_context():
+            readonly = get_db().readonly
+        # COLLATE "C" only where the column's collation is not byte-wise already
+        assert bytewise_text(readonly) == (readonly.dialect.name == "sqlite")
         names = [r["iauname"] for r in rows]
         expected = sorted(names, reverse=order == "desc")
         assert pages["database"] == expected
@@ -173,3 +178,22 @@ def test_text_order_is_the_same_from_the_cache_and_the_database(empty_config, or
     finally:
         with app.app_context():
             get_db().dispose()
+
+
+def test_byte_order_databases_keep_their_plain_order_by(app):
+    """On a database that orders text byte-wise (SQLite, PostgreSQL with C.UTF-8, as
+    the demo archive), the statement has no COLLATE, so text keys keep their index."""
+    from sqlalchemy.dialects import postgresql
+
+    import datamodel
+    from archive.search.params import Search
+    from archive.search.query import statement
+    with app.app_context():
+        readonly = get_db().readonly
+    assert bytewise_text(readonly)
+    search = Search(datamodel.TABLES["aperiodic"], sort="obs_id")
+    plain = str(statement(search, True).compile(dialect=readonly.dialect))
+    assert "COLLATE" not in plain
+    collated = str(statement(search, False).compile(
+        dialect=postgresql.dialect()))
+    assert collated.count('COLLATE "C"') == 4        # the sort column and the text keys
