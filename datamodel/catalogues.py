@@ -15,6 +15,9 @@ from .types import Column, ForeignKey, Table
 
 SCHEMA = "extras"
 
+#: the classes of the random-forest classification (``classification.src_class``)
+SOURCE_CLASSES = ("AGN", "STAR", "XRB", "CV", "GAL", "ULX", "UNKNOWN")
+
 FLUX_UNIT = "mW.m**-2"   # = erg/cm2/s; VOUnit deprecates erg
 RATE_UNIT = "ct.s**-1"
 
@@ -29,7 +32,8 @@ def _detection_keys(verb_src_num: int = STD) -> tuple[Column, ...]:
         Column("exp_id", "char", "Exposure identifier (S or U followed by three digits)",
                arraysize="4", ucd="meta.id;obs", verbosity=STD, required=True),
         Column("camera", "char", "EPIC camera (PN, M1 or M2)", arraysize="2",
-               ucd="meta.id;instr", verbosity=MIN, required=True),
+               ucd="meta.id;instr", verbosity=MIN, required=True,
+               choices=("PN", "M1", "M2")),
         Column("src_num", "int", "3XMM source number within the observation (decimal)",
                ucd="meta.id", verbosity=verb_src_num, required=True, minimum=1),
     )
@@ -303,9 +307,9 @@ CLASSIFICATION = Table(
         Column("srcid", "long", "3XMM unique source identifier", ucd="meta.id",
                verbosity=MIN, required=True, indexed=True, minimum=1),
         *_position(galactic=False),
-        Column("src_class", "char", "Most probable class (AGN, STAR, XRB, CV, GAL, ULX, ...)",
-               arraysize="*", ucd="src.class", verbosity=MIN, required=True,
-               source_names=("CLASS",)),
+        Column("src_class", "char", "Most probable class (AGN, STAR, XRB, CV, GAL, ULX "
+               "or UNKNOWN)", arraysize="*", ucd="src.class", verbosity=MIN, required=True,
+               source_names=("CLASS",), choices=SOURCE_CLASSES),
         Column("class_prob", "float", "Probability of the most probable class",
                ucd="stat.probability", verbosity=MIN, minimum=0.0, maximum=1.0),
         Column("method", "char", "Classification method", arraysize="*", ucd="meta.code",

@@ -54,6 +54,9 @@ class Column(Field):
     maximum: float | None = None
     maximum_exclusive: bool = False
     source_names: tuple[str, ...] = ()
+    #: an enumeration: the only values the column may hold (text columns). Ingest
+    #: refuses others; the search form offers them as a choice list.
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.description:
@@ -62,6 +65,10 @@ class Column(Field):
             raise ValueError(f"column {self.name}: unknown datatype {self.datatype!r}")
         if self.datatype == "char" and not self.arraysize:
             object.__setattr__(self, "arraysize", "*")
+        if self.choices and (self.datatype != "char" or len(set(
+                c.upper() for c in self.choices)) != len(self.choices)):
+            raise ValueError(f"column {self.name}: choices are distinct text values of "
+                             f"a char column")
         if self.role not in (None, "id", "ra", "dec"):
             raise ValueError(f"column {self.name}: unknown role {self.role!r}")
 

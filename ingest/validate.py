@@ -2,7 +2,8 @@
 
 :func:`prepare` maps the input columns to the data-model columns (``Column.input_names``,
 case-insensitive), converts each to its data-model type, checks required values,
-NaN and infinities, ranges (``Column.minimum``/``maximum``), duplicate keys, builds the
+NaN and infinities, ranges (``Column.minimum``/``maximum``), enumerations
+(``Column.choices``), duplicate keys, builds the
 id column from ``Table.id_template`` when the file lacks it, and adds the spatial index
 columns of positional tables. Every check is a numpy operation on a whole column;
 Python loops over rows run only to describe an error that has been found.
@@ -350,6 +351,12 @@ def _check_column(data, col: datamodel.Column, source: str, filename: str,
     if col.required:
         problems.add_rows(mask, label, lambda i: "a value is required (empty or null)")
     _check_range(vals, mask, written, col, label, problems)
+    if col.choices:
+        allowed = [c.encode() for c in col.choices] if vals.dtype.kind == "S" \
+            else list(col.choices)
+        problems.add_rows(~mask & ~np.isin(vals, allowed), label,
+                          lambda i: f"{_show(vals[i])} is not one of "
+                                    f"{', '.join(col.choices)}")
     if col.datatype == "char" and col.arraysize and col.arraysize.isdigit():
         width = int(col.arraysize)
         too_long = ~mask & (np.strings.str_len(vals) > width)

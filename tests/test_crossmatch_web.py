@@ -112,6 +112,10 @@ def test_csv_upload_matches_brute_force(app, client):
     assert "aperiodic_ra" in table.colnames and table.colnames[-1] == "sep_arcsec"
     found, unmatched = _pairs(table)
     _check(found, unmatched, expected, len(positions))
+    # an input row without a match has no separation (not 180 degrees)
+    for row in table:
+        if int(row["input_row"]) in unmatched:
+            assert np.ma.is_masked(row["sep_arcsec"]), row
     # nearest first within one input row
     rows = list(table["input_row"])
     assert rows == sorted(rows)
@@ -125,7 +129,9 @@ def test_html_result_links_and_layout(app, client):
     assert "<header" in page and 'id="crossmatch"' in page
     assert re.search(r'href="[^"]*/detections/0', page)
     assert re.search(r'href="[^"]*/sources/\d+"', page)
-    assert f"{len(positions)} input rows" in page
+    ids, ra, dec = _catalogue(app)
+    matched = {i for i, _ in _brute_force(positions, ids, ra, dec, RADIUS)}
+    assert f"{len(positions)} input rows, {len(matched)} with at least one match" in page
 
 
 @pytest.mark.parametrize("fmt", ["votable", "fits"])

@@ -146,7 +146,7 @@ def test_missing_format_is_the_default_votable(name):
     assert get_format(name).key == "votable"
 
 
-@pytest.mark.parametrize("name", ["xml", "text/plain", "votable/binary", "application/pdf",
+@pytest.mark.parametrize("name", ["xml", "text/rtf", "votable/binary", "application/pdf",
                                   "text/csv;header=absent", "fits/image"])
 def test_unknown_format_is_a_usage_fault_listing_the_known_ones(name):
     with pytest.raises(UsageFault) as info:
@@ -173,7 +173,8 @@ def test_all_formats_lists_every_format_once_with_metadata():
     formats = all_formats()
     keys = [f.key for f in formats]
     assert keys[0] == "votable"
-    assert set(keys) == {"votable", "votable/td", "fits", "csv", "tsv", "json", "html"}
+    assert set(keys) == {"votable", "votable/td", "fits", "csv", "tsv", "fixed", "json",
+                         "html"}
     for f in formats:
         assert f.mime and f.label and f.extension and f.mime in f.mimes
 

@@ -373,6 +373,17 @@ def test_out_of_range(loaded, synth, tmp_path, column, value, text):
     assert f"{path}: row 21, column {column}" in out and text in out
 
 
+@pytest.mark.parametrize("fmt", ["fits", "csv"])
+def test_value_outside_an_enumeration(loaded, synth, tmp_path, fmt):
+    """A column the data model declares an enumeration (Column.choices) takes only
+    its values: CAMERA is PN, M1 or M2."""
+    table = file_table("aperiodic", synth.aperiodic)[:30]
+    table["CAMERA"][12] = "M3"
+    path = write(table, tmp_path / f"camera.{fmt}", fmt)
+    out = _bad_input(loaded, path)
+    assert f"{path}: row 13, column CAMERA" in out and "'M3' is not one of PN, M1, M2" in out
+
+
 def test_duplicate_keys(loaded, synth, tmp_path):
     table = file_table("aperiodic", synth.aperiodic)[:40]
     for name in ("OBS_ID", "EXP_ID", "CAMERA", "SRC_NUM"):

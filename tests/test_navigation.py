@@ -345,6 +345,31 @@ def test_vo_clients_still_get_votable_errors(client):
 
 # -- a real browser at 420 px -------------------------------------------------------------
 
+def _fits(browser, what) -> None:
+    """The page does not scroll sideways; its wide tables scroll in their own box."""
+    scroll, inner = browser.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert inner <= 440, inner              # the window really is narrow
+    assert scroll <= inner, (what, scroll, inner)
+    # every table wider than the window sits in a box that scrolls sideways
+    loose = browser.execute_script("""
+        return Array.from(document.querySelectorAll('main table')).filter(function (t) {
+          if (t.scrollWidth <= window.innerWidth) { return false; }
+          var box = t.closest('div.scroll');
+          return !box || getComputedStyle(box).overflowX !== 'auto'
+                 || box.clientWidth > window.innerWidth; }).length""")
+    assert loose == 0, what
+
+
+def _search_pages(detection) -> list[str]:
+    """The search form, a result, the combined search's form and result, each catalogue."""
+    cone = f"pos={detection['extras_id']}&radius=60&unit=arcmin"
+    return (["/search/aperiodic", f"/search/aperiodic?{cone}&verb=3",
+             "/search/classification?src_class=AGN", "/search", f"/search?{cone}",
+             "/crossmatch"]
+            + [f"/catalogues/{name}" for name in datamodel.TABLES])
+
+
 @pytest.mark.e2e
 def test_pages_fit_420_px_and_the_navigation_is_reachable_by_tab(browser, live_server,
                                                                  detection):
@@ -353,13 +378,24 @@ def test_pages_fit_420_px_and_the_navigation_is_reachable_by_tab(browser, live_s
     size = browser.get_window_size()
     browser.set_window_size(420, 900)
     try:
-        for path in _pages(detection) + [
+        for path in _pages(detection) + _search_pages(detection) + [
                 "/tap/sync?LANG=ADQL&RESPONSEFORMAT=html&QUERY=SELECT+x+FROM+y"]:
             browser.get(live_server + path)
-            scroll, inner = browser.execute_script(
-                "return [document.documentElement.scrollWidth, window.innerWidth]")
-            assert inner <= 440, inner              # the window really is narrow
-            assert scroll <= inner, (path, scroll, inner)
+            _fits(browser, path)
+        # the search result with its API code panel open (long lines of code)
+        browser.get(live_server + _search_pages(detection)[1])
+        assert browser.find_elements(By.CSS_SELECTOR, "table.results tbody tr")
+        browser.find_element(By.CSS_SELECTOR, "#api-code summary").click()
+        _fits(browser, "API code panel")
+        # the cross-match result (a POST from the form)
+        browser.get(live_server + "/crossmatch")
+        browser.find_element(By.ID, "text").send_keys(detection["extras_id"])
+        radius = browser.find_element(By.ID, "radius")
+        radius.clear()
+        radius.send_keys("600")
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "form.crossmatch button"))
+        assert browser.find_elements(By.CSS_SELECTOR, "#crossmatch tbody tr")
+        _fits(browser, "cross-match result")
         browser.get(live_server + "/")
         body = browser.find_element(By.TAG_NAME, "body")
         reached = []

@@ -289,3 +289,33 @@ def test_catalogue_without_positions(client):
     assert all(str(v).lower() in ("true", "1") for v in table["ul_flag"])
     bad = client.get("/search/longterm_points", query_string={"pos": "10.0 20.0"})
     assert "has no positions" in _error_page(bad)
+
+
+def test_every_enumeration_has_a_choice_list(app, client):
+    """Each column the data model declares an enumeration (Column.choices) gets a choice
+    list in the form and in the filter row of the results, and only those values."""
+    enumerated = [(t, c) for t in datamodel.TABLES.values() for c in t.columns if c.choices]
+    assert {c.name for _t, c in enumerated} >= {"camera", "src_class"}
+    for table, column in enumerated:
+        page = client.get(f"/search/{table.name}").get_data(as_text=True)
+        select = re.search(rf'<select id="c-{column.name}" name="{column.name}">(.*?)</select>',
+                           page, re.S)
+        assert select, (table.name, column.name)
+        options = re.findall(r"<option[^>]*>([^<]*)</option>", select.group(1))
+        assert options == ["any", *column.choices]
+        assert f'<input id="c-{column.name}"' not in page      # no free text box
+    # a choice selects exactly the rows holding it (brute force), in any letter case
+    t = catalogue_tables["classification"]
+    with app.app_context(), get_db().engine.connect() as conn:
+        every = conn.execute(sa.select(t.c.iauname, t.c.src_class)).all()
+    for value in ("AGN", "star"):
+        table = AstropyTable.read(client.get("/search/classification", query_string={
+            "format": "csv", "src_class": value, "maxrec": "100000"}).get_data(as_text=True),
+            format="ascii.csv")
+        want = sorted(r.iauname for r in every if r.src_class == value.upper())
+        assert want and sorted(map(str, table["iauname"])) == want
+    page = client.get("/search/classification", query_string={"src_class": "AGN"})
+    assert re.search(r'<option selected>AGN</option>', page.get_data(as_text=True))
+    bad = client.get("/search/classification", query_string={"src_class": "QSO"})
+    assert "src_class must be one of AGN, STAR, XRB, CV, GAL, ULX, UNKNOWN, not 'QSO'" in \
+        _error_page(bad)

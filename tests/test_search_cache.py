@@ -5,11 +5,13 @@ entries. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 import sqlalchemy as sa
 
 from archive.db import get_db, search_cache
+from archive.search.query import bytewise_text
 
 URL = "/search/aperiodic"
 
@@ -135,3 +137,81 @@ def test_a_cut_result_is_its_first_rows_by_the_key(client, cache_on):
     assert len(first) == 30
     ordered = sorted(first, key=lambda r: (r.fvar is None, -(r.fvar or 0)))
     assert [i for ids, _ in pages for i in ids] == [r.extras_id for r in ordered]
+
+
+# the iauname values of the collation test: case and punctuation that a linguistic
+# collation (ICU, en_US) sorts differently from byte order
+_NAMES = ["b", "B", "_c", "a", "A-1", "a1", "Zeta", "zeta", "(x)", "x.y", "X_y", "~tilde",
+          "3XMM J1", "3xmm j0", "éclair", "Eclair", " space", "ab", "aB", "Ab"]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_text_order_is_the_same_from_the_cache_and_the_database(empty_config, order):
+    """Sorted by a text column, a page from the database and the same page cut from the
+    cache are equal and in byte (code point) order, on PostgreSQL even when the column's
+    collation is a linguistic one (ICU ``und``)."""
+    from archive import create_app
+    from archive.db import Database, catalogue_tables
+    from helpers import longterm_rows
+    rows = longterm_rows(len(_NAMES) * 3)
+    for i, row in enumerate(rows):
+        row["iauname"] = _NAMES[i % len(_NAMES)] + ("" if i < len(_NAMES) else f" {i}")
+    db = Database(empty_config["DATABASE_URL"])
+    try:
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql('ALTER TABLE longterm ALTER COLUMN iauname '
+                                     'TYPE varchar COLLATE "und-x-icu"')
+                linguistic = [r[0] for r in conn.exec_driver_sql(
+                    "SELECT x FROM unnest(%(names)s::varchar[]) x ORDER BY x COLLATE "
+                    '"und-x-icu"', {"names": _NAMES})]
+                assert linguistic != sorted(_NAMES)      # the test means something
+            conn.execute(catalogue_tables["longterm"].insert(), rows)
+    finally:
+        db.dispose()
+    app = create_app({**empty_config, "TESTING": True, "SEARCH_CACHE_MIN_ROWS": 1})
+    try:
+        client = app.test_client()
+        params = {"sort": "iauname", "order": order, "per_page": "7", "col": ["iauname"]}
+        pages = {}
+        for path in ("database", "cache", "cached"):
+            app.config["SEARCH_CACHE_MAX_BYTES"] = 0 if path == "database" else 10 ** 8
+            got = []
+            for number in (1, 2, 3, 4, 5, 6, 7, 8, 9):
+                response = client.get("/search/longterm", query_string={
+                    **params, "page": str(number), "format": "html"})
+                page = response.get_data(as_text=True)
+                cells = re.findall(r"<tbody>(.*?)</tbody>", page, re.S)[0]
+                got += [unescape(v) for v in re.findall(r"<td>([^<]*)</td>", cells)]
+            pages[path] = got
+        assert len(_entries(app)) == 1
+        with app.app_context():
+            readonly = get_db().readonly
+        # COLLATE "C" only where the column's collation is not byte-wise already
+        assert bytewise_text(readonly) == (readonly.dialect.name == "sqlite")
+        names = [r["iauname"] for r in rows]
+        expected = sorted(names, reverse=order == "desc")
+        assert pages["database"] == expected
+        assert pages["cache"] == pages["cached"] == expected
+    finally:
+        with app.app_context():
+            get_db().dispose()
+
+
+def test_byte_order_databases_keep_their_plain_order_by(app):
+    """On a database that orders text byte-wise (SQLite, PostgreSQL with C.UTF-8, as
+    the demo archive), the statement has no COLLATE, so text keys keep their index."""
+    from sqlalchemy.dialects import postgresql
+
+    import datamodel
+    from archive.search.params import Search
+    from archive.search.query import statement
+    with app.app_context():
+        readonly = get_db().readonly
+    assert bytewise_text(readonly)
+    search = Search(datamodel.TABLES["aperiodic"], sort="obs_id")
+    plain = str(statement(search, True).compile(dialect=readonly.dialect))
+    assert "COLLATE" not in plain
+    collated = str(statement(search, False).compile(
+        dialect=postgresql.dialect()))
+    assert collated.count('COLLATE "C"') == 4        # the sort column and the text keys

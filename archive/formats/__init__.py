@@ -11,7 +11,7 @@ than one chunk of rows::
     content_type = fmt.content_type(requested)  # echoes the requested MIME type
 
 Formats: ``votable`` (VOTable 1.4 BINARY2, the default), ``votable/td``
-(TABLEDATA), ``fits``, ``csv``, ``tsv``, ``json`` and ``html``. See docs/formats.md.
+(TABLEDATA), ``fits``, ``csv``, ``tsv``, ``fixed`` (fixed-width text), ``json`` and ``html``. See docs/formats.md.
 """
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def all_formats() -> list[Format]:
 
 
 def _register_builtins() -> None:
-    from . import fits, html, json, text, votable
+    from . import fits, fixed, html, json, text, votable
     vot = "application/x-votable+xml"
     register(Format(
         "votable", vot, "VOTable (binary)", "vot", votable.render_binary2,
@@ -141,6 +141,12 @@ def _register_builtins() -> None:
     register(Format(
         "tsv", "text/tab-separated-values", "TSV", "tsv", text.render_tsv,
         description="tab-separated values with a header line"))
+    register(Format(
+        "fixed", "text/plain", "Fixed-width ASCII", "txt", fixed.render_fixed,
+        aliases=("ascii", "fixed_width", "ascii.fixed_width", "text"),
+        mimes=("text/plain;charset=utf-8",),
+        description="aligned columns separated by |, as astropy's ascii.fixed_width "
+                    "reads them"))
     register(Format(
         "json", "application/json", "JSON", "json", json.render_json,
         description='{"columns": [...], "data": [[...], ...], "overflow": ...}'))

@@ -17,8 +17,9 @@ out; 0 turns the cache off). Ingesting a catalogue again deletes its entries in 
 same transaction (``ingest/load.py``).
 
 The order of a cached page is the database's: the sort column with NULLs last, then
-the table's key; text compares byte-wise, as SQLite and a PostgreSQL database with
-the C or C.UTF-8 collation do.
+the table's key; text compares byte-wise (pyarrow compares UTF-8 bytes), as the
+database's ORDER BY of ``query.statement`` does on SQLite and PostgreSQL alike
+(``COLLATE "C"`` there, whatever the database's own collation).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ import sqlalchemy as sa
 from ..db import search_cache
 from .params import DISTANCE, Search
 from ..query import execute
-from .query import Page, count, result_columns, statement
+from .query import Page, bytewise_text, count, result_columns, statement
 
 __all__ = ["key_of", "cached_page", "Settings"]
 
@@ -87,7 +88,7 @@ def _build(readonly, search: Search, timeout: float, counted: int
     """The whole result as an Arrow table, and its row count (maxrec + 1 if cut);
     ``counted``: the matching rows, counted up to maxrec + 1."""
     whole = _whole(search)
-    stmt = statement(whole)
+    stmt = statement(whole, bytewise_text(readonly))
     if counted <= whole.maxrec:
         # Every matching row is kept, so the database need not order them: pages are
         # sorted here, down to the table's key, whatever order the rows came in.

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 import datamodel
 from ..errors import ArchiveFault, UsageFault
 
-__all__ = ["Search", "Constraint", "parse", "UNITS", "SHAPES", "ENUMS", "NUMERIC",
+__all__ = ["Search", "Constraint", "parse", "UNITS", "SHAPES", "NUMERIC",
            "DEFAULT_PER_PAGE", "MAX_PER_PAGE", "constraint_fields", "DISTANCE"]
 
 #: angular units of the radius and the box size, in degrees
 UNITS = {"arcsec": 1 / 3600.0, "arcmin": 1 / 60.0, "deg": 1.0}
 SHAPES = ("cone", "box", "range")
-#: columns whose values come from a short fixed list (shown as a choice list)
-ENUMS = {"camera": ("PN", "M1", "M2")}
 NUMERIC = ("short", "int", "long", "float", "double")
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -79,12 +77,14 @@ class Search:
 
 def constraint_fields(column: datamodel.Column) -> list[tuple[str, str]]:
     """(form field name, kind) of the constraints on ``column``: ``<name>.min`` and
-    ``<name>.max`` for numbers, ``<name>`` ("match", "choice" or "boolean") otherwise."""
+    ``<name>.max`` for numbers, ``<name>`` ("match", "choice" or "boolean") otherwise:
+    a choice list for every column the data model declares an enumeration
+    (``Column.choices``)."""
     if column.datatype in NUMERIC:
         return [(f"{column.name}.min", "min"), (f"{column.name}.max", "max")]
     if column.datatype == "boolean":
         return [(column.name, "boolean")]
-    if column.name in ENUMS:
+    if column.choices:
         return [(column.name, "choice")]
     return [(column.name, "match")]
 
@@ -152,11 +152,12 @@ def _constraints(search: Search, args) -> None:
                 search.constraints.append(Constraint(
                     column.name, "eq", text.lower() in ("yes", "true", "1")))
         elif kind == "choice":
-            if text.upper() not in ENUMS[column.name]:
+            spelt = {c.upper(): c for c in column.choices}
+            if text.upper() not in spelt:
                 search.errors[name] = (f"{label} must be one of "
-                                       f"{', '.join(ENUMS[column.name])}, not {text!r}")
+                                       f"{', '.join(column.choices)}, not {text!r}")
             else:
-                search.constraints.append(Constraint(column.name, "eq", text.upper()))
+                search.constraints.append(Constraint(column.name, "eq", spelt[text.upper()]))
         else:
             if len(text) > 200:
                 search.errors[name] = f"the text to match in {label} is too long (> 200)"

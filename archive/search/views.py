@@ -15,7 +15,7 @@ from ..formats import all_formats, get_format
 from ..http import base_url
 from ..resolver.service import resolve as resolve_name
 from ..web.sources import page_links
-from .params import (DISTANCE, ENUMS, SHAPES, UNITS, constraint_fields, parse)
+from .params import DISTANCE, SHAPES, UNITS, constraint_fields, parse
 from .apicode import adql, curl_command, python_code
 from .cache import Settings, cached_page
 from .combined import FIRST_ROWS, combined, parse_combined
@@ -34,6 +34,11 @@ def _table(catalogue: str) -> datamodel.Table:
                             f"catalogues are {', '.join(datamodel.TABLES)}") from None
 
 
+def _choices(table) -> dict[str, tuple[str, ...]]:
+    """The choice list of each enumerated column (``Column.choices``)."""
+    return {c.name: c.choices for c in table.columns if c.choices}
+
+
 def _link(**changes) -> str:
     """This page's URL with some parameters changed (None removes one)."""
     items = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
@@ -47,7 +52,7 @@ def _form(table, search=None, status=200):
     body = render_template(
         "search/form.html", table=table, search=search,
         values=search.values if search else {}, errors=search.errors if search else {},
-        fields={c.name: constraint_fields(c) for c in table.columns}, enums=ENUMS,
+        fields={c.name: constraint_fields(c) for c in table.columns}, enums=_choices(table),
         shapes=SHAPES, units=UNITS,
         formats=[f for f in all_formats() if f.key != "html"])
     return Response(body, status=status, content_type="text/html; charset=utf-8")
@@ -114,7 +119,7 @@ def search(catalogue: str):
         fields={c.name: constraint_fields(c) for c in table.columns},
         filtered={name for c in columns if c.name in table_names
                   for name, _kind in constraint_fields(table.column(c.name))},
-        enums=ENUMS,
+        enums=_choices(table),
         formats=[f for f in all_formats() if f.key != "html"],
         share=_link(), form_url=_link(format=None, page=None),
         api={"adql": adql(found), "python": python_code(found, base_url()),

@@ -1,4 +1,4 @@
-// "Resolve name" on the search form: asks /resolve for the position of the text in the
+// "Resolve name" on the search forms (one catalogue's and the combined one): asks /resolve for the position of the text in the
 // box, writes the coordinates into it and says which resolver answered. Without
 // JavaScript the button stays hidden and the server resolves the box itself.
 (function () {
@@ -9,7 +9,10 @@
   button.hidden = false;
   button.addEventListener("click", function () {
     said.textContent = "resolving...";
-    fetch(button.dataset.url + "?name=" + encodeURIComponent(box.value))
+    // Accept: JSON, or the site's error handling would answer a browser's request
+    // (Accept: */*) for an unknown name with its HTML error page
+    fetch(button.dataset.url + "?name=" + encodeURIComponent(box.value),
+          {headers: {"Accept": "application/json"}})
       .then(function (r) { return r.json(); })
       .then(function (answer) {
         if (answer.error) { said.textContent = answer.error; return; }

@@ -97,7 +97,12 @@ def _cos_radius(r: Value):
 
 
 def _least(ctx, a, b):
-    return sa.func.least(a, b) if ctx.dialect == "postgresql" else sa.func.min(a, b)
+    """The smaller of ``a`` and ``b``, NULL if either is (a point with a NULL
+    coordinate, as an outer join gives, has no distance): SQLite's two-argument
+    min() is NULL then; PostgreSQL's LEAST ignores NULLs, so it is a CASE there."""
+    if ctx.dialect == "postgresql":
+        return sa.case((a > b, b), else_=a)
+    return sa.func.min(a, b)
 
 
 def distance_sql(ctx, p1: Point, p2: Point):
