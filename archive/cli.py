@@ -58,7 +58,8 @@ def serve_command(ctx, bind, workers, threads):
     env = dict(os.environ, EXTRAS_ARCHIVE_DATA_DIR=config["DATA_DIR"],
                EXTRAS_ARCHIVE_DATABASE_URL=config["DATABASE_URL"])
     click.echo(f"serving {config['DATA_DIR']} on http://{bind}/", err=True)
-    args = [sys.executable, "-m", "gunicorn", "--chdir", str(root), "--bind", bind,
+    args = [sys.executable, "-m", "gunicorn", "--chdir", str(root),
+            "--config", str(root / "gunicorn.conf.py"), "--bind", bind,
             "--workers", str(workers), "--threads", str(threads), "--timeout", "600",
             "wsgi:app"]
     os.execve(sys.executable, args, env)

@@ -8,7 +8,8 @@ request and name what was wrong.
 """
 from __future__ import annotations
 
-__all__ = ["ArchiveFault", "UsageFault", "NotFoundFault", "TransientFault", "FatalFault",
+__all__ = ["ArchiveFault", "UsageFault", "NotFoundFault", "TransientFault", "TooManyRequestsFault",
+           "FatalFault",
            "QueryTimeout"]
 
 
@@ -41,6 +42,11 @@ class NotFoundFault(ArchiveFault):
 
 class TransientFault(ArchiveFault):
     label, status = "TransientFault", 503
+
+
+class TooManyRequestsFault(TransientFault):
+    """One client asks for more than its share (HTTP 429): try again later."""
+    status = 429
 
 
 class FatalFault(ArchiveFault):

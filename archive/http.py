@@ -26,8 +26,10 @@ from urllib.parse import urlencode, urlsplit
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault
+from .errors import ArchiveFault, FatalFault, NotFoundFault, TransientFault, UsageFault
+from .ops.instrument import ROUTE_KEY, Instrumented
 from .params import Params
 
 __all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "query_form_link",
@@ -229,6 +231,13 @@ def _http_fault(exc: HTTPException) -> ArchiveFault:
 
 
 def _unexpected(exc: Exception) -> Response:
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or \
+            getattr(exc, "connection_invalidated", False):
+        # the database is unreachable (restarting, failing over): the client may retry
+        log.warning("database unavailable: %s %s: %s", request.method, request.url,
+                    str(exc).splitlines()[0])
+        return _answer(TransientFault("the archive database is unavailable at the moment; "
+                                      "try again in a few seconds"))
     log.exception("request failed: %s %s", request.method, request.url)
     return _answer(FatalFault(f"internal error while handling the request: "
                               f"{type(exc).__name__}: {exc}"))
@@ -239,9 +248,26 @@ def _server_header(response: Response) -> Response:
     return response
 
 
+def _note_route() -> None:
+    """Tell the instrumentation (metrics, access log) which URL rule answers."""
+    request.environ[ROUTE_KEY] = request.url_rule.rule if request.url_rule else None
+
+
 def install(app: Flask) -> None:
     """Put the fault handlers and the Server header on ``app`` (once, for every
-    blueprint and for URLs no blueprint knows)."""
+    blueprint and for URLs no blueprint knows); wrap it in the instrumentation
+    (``archive.ops.instrument``: metrics, access log) and, with TRUSTED_PROXIES = n,
+    in werkzeug's ProxyFix trusting the X-Forwarded-For/-Proto/-Host/-Port/-Prefix
+    headers of the n proxies in front (the load balancer), so that the job and
+    capability URLs the archive writes are the balancer's and the client address
+    logged and counted is the real one. Never trust them without a proxy in front:
+    any client could then choose the URLs the archive writes."""
+    app.wsgi_app = Instrumented(app.wsgi_app, log_requests=bool(app.config.get("ACCESS_LOG")))
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops, x_prefix=hops)
+    app.before_request(_note_route)
     app.register_error_handler(ArchiveFault, _answer)
     app.register_error_handler(HTTPException, lambda exc: _answer(_http_fault(exc)))
     app.register_error_handler(Exception, _unexpected)

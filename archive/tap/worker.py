@@ -204,11 +204,14 @@ class Worker:
         if job is None:
             return None
         _announce()
+        log.info("job %s claimed by %s (attempt %d)", job.job_id, self.identity, job.attempts)
         beat = _Heartbeat(self.db, job, self.identity,
                           float(self.config["ASYNC_HEARTBEAT_INTERVAL"]))
         beat.start()
         try:
-            return execute_job(self.db, self.config, job, self.identity, beat)
+            phase = execute_job(self.db, self.config, job, self.identity, beat)
+            log.info("job %s ended %s", job.job_id, phase)
+            return phase
         finally:
             beat.done.set()
             _announce()
