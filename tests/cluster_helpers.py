@@ -26,10 +26,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def archive_env(config: dict, **settings) -> dict:
+def archive_env(config: dict, environ: dict | None = None, **settings) -> dict:
     env = dict(os.environ, EXTRAS_ARCHIVE_DATA_DIR=config["DATA_DIR"],
                EXTRAS_ARCHIVE_DATABASE_URL=config["DATABASE_URL"])
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)       # each server makes its own
+    env.update(environ or {})
     env.update({f"EXTRAS_ARCHIVE_{k}": str(v) for k, v in settings.items()})
     return env
 
@@ -71,13 +72,15 @@ class Process:
 class AppServer(Process):
     """``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port."""
 
-    def __init__(self, name: str, config: dict, log_dir: Path, workers: int = 1, **settings):
+    def __init__(self, name: str, config: dict, log_dir: Path, workers: int = 1,
+                 environ: dict | None = None, **settings):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
                 "--workers", str(workers), "--threads", "4", "--timeout", "120",
                 "--bind", f"127.0.0.1:{self.port}", "wsgi:app"]
-        super().__init__(name, args, archive_env(config, **settings), log_dir / f"{name}.log")
+        super().__init__(name, args, archive_env(config, environ, **settings),
+                         log_dir / f"{name}.log")
 
     def wait_ready(self, timeout: float = 90) -> "AppServer":
         deadline = time.monotonic() + timeout

@@ -207,6 +207,48 @@ def test_database_outage_loses_no_job(cluster):
     assert sum(j.phase == "COMPLETED" for j in done) >= 1, [j.error for j in done]
 
 
+def test_metrics_add_up_every_worker_and_each_request_is_logged(cluster, tmp_path):
+    """A server with two worker processes: whichever answers the scrape reports the
+    requests of both (prometheus-client's multiprocess mode, set up by
+    gunicorn.conf.py), and each request left one JSON access-log line."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prometheus_client.parser import text_string_to_metric_families
+    files = tmp_path / "prometheus"
+    files.mkdir()
+    (files / "counter_1.db").write_bytes(b"stale")   # an earlier run's: emptied at start
+    server = AppServer("metrics", cluster["config"], tmp_path, workers=2,
+                       environ={"PROMETHEUS_MULTIPROC_DIR": str(files)}, **FAST)
+    try:
+        server.wait_ready()
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: requests.get(
+                server.url + "/tap/async", params={"LAST": 1}, timeout=30).status_code,
+                range(40)))
+        assert codes == [200] * 40
+        time.sleep(0.5)
+        for _ in range(4):
+            text = requests.get(server.url + "/metrics", timeout=30).text
+            counts = {tuple(sorted(s.labels.items())): s.value
+                      for f in text_string_to_metric_families(text) for s in f.samples
+                      if s.name == "archive_http_requests_total"}
+            assert counts[(("method", "GET"), ("route", "/tap/async"), ("status", "200"))] \
+                == 40
+        lines = [json.loads(line) for line in server.output().splitlines()
+                 if line.startswith("{")]
+        listed = [x for x in lines if x["route"] == "/tap/async"]
+        assert len(listed) == 40
+        assert {x["client"] for x in listed} == {"127.0.0.1"}
+        assert all(x["status"] == 200 and x["bytes"] > 0 for x in listed)
+        assert not [x for x in lines if x["route"] == "/health"]     # polled, not logged
+        # both worker processes answered some of the requests
+        assert len({p.name for p in files.glob("counter_*.db")}) >= 2, list(files.iterdir())
+        assert not (files / "counter_1.db").exists()
+    finally:
+        server.stop()
+
+
 def test_sigterm_lets_a_running_sync_query_finish(cluster, tmp_path):
     """gunicorn's graceful shutdown (graceful_timeout from gunicorn.conf.py): a slow
     sync query in flight when the server gets SIGTERM is answered in full."""
