@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import FatalFault, QueryTimeout, UsageFault
+from .errors import FatalFault, QueryTimeout, TransientFault, UsageFault
 from .prepared import LIMIT_PARAM, PreparedStatement, pg_plain_cursor
 from .result import QueryResult, ResultColumn
 
@@ -439,6 +439,11 @@ def _translate(exc: BaseException, timeout: float) -> BaseException:
         if "not authorized" in str(orig) or "read-only" in str(orig):
             return UsageFault(f"the query tried something that is not allowed: {orig}")
         sqlstate = getattr(orig, "sqlstate", None) or ""
+        if exc.connection_invalidated or sqlstate.startswith(("08", "57P")):
+            # the connection was lost (class 08) or the server is shutting down or
+            # restarting (57P01-57P03): nothing wrong with the query, try it again
+            return TransientFault("the connection to the archive database was lost (the "
+                                  "database restarted?); run the query again")
         if sqlstate.startswith("22"):
             # PostgreSQL "data exception": the query's own arithmetic failed (division by
             # zero, ACOS(2), a value out of range), which is the request's fault

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from archive import create_app
 from archive.db import get_db, uws_jobs
 from archive.tap import uws
+from cluster_helpers import terminate_database
 from helpers import query_error
 
 SMALL = "SELECT TOP 3 extras_id FROM extras.aperiodic ORDER BY extras_id"
@@ -188,14 +189,10 @@ def test_database_outage_gives_503_then_the_app_reconnects(fresh_app, empty_conf
     c = app.test_client()
     assert c.get("/health").status_code == 200
     assert c.post("/tap/async", data={"QUERY": SMALL}).status_code == 303
-    name = sa.engine.make_url(empty_config["DATABASE_URL"]).database
-    admin = sa.create_engine(sa.engine.make_url(empty_config["DATABASE_URL"])
-                             .set(database="postgres"), isolation_level="AUTOCOMMIT")
+    url = sa.engine.make_url(empty_config["DATABASE_URL"])
+    admin = url.set(database="postgres").render_as_string(hide_password=False)
+    terminate_database(admin, url.database, allow=False)
     try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": name})
         down = c.get("/health")
         assert down.status_code == 503
         assert down.get_json()["database"]["ok"] is False
@@ -203,9 +200,7 @@ def test_database_outage_gives_503_then_the_app_reconnects(fresh_app, empty_conf
         assert r.status_code == 503
         assert "database is unavailable" in query_error(r)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-        admin.dispose()
+        terminate_database(admin, url.database, allow=True)
     deadline = time.monotonic() + 10
     while c.get("/health").status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
