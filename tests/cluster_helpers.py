@@ -224,7 +224,7 @@ class PrivatePostgres:
 
     def _run(self, tool: str, *args: str) -> None:
         out = subprocess.run([*self._as, str(self.bin / tool), *args], capture_output=True,
-                             text=True, timeout=120)
+                             text=True, timeout=120, cwd=self.dir)
         assert out.returncode == 0, f"{tool} failed: {out.stdout}{out.stderr}"
 
     def _ctl(self, action: str, *extra: str) -> None:
