@@ -81,6 +81,9 @@ class AppServer(Process):
         args = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
                 "--workers", str(workers), "--threads", "4", "--timeout", "120",
                 "--bind", f"127.0.0.1:{self.port}", "wsgi:app"]
+        metrics = log_dir / f"{name}-metrics"       # under the test's directory: nothing
+        metrics.mkdir(exist_ok=True)                # is left behind by a killed server
+        environ = {"PROMETHEUS_MULTIPROC_DIR": str(metrics), **(environ or {})}
         super().__init__(name, args, archive_env(config, environ, **settings),
                          log_dir / f"{name}.log")
 
