@@ -206,3 +206,38 @@ def test_database_outage_gives_503_then_the_app_reconnects(fresh_app, empty_conf
         time.sleep(0.2)
     assert c.get("/health").status_code == 200
     assert c.post("/tap/async", data={"QUERY": SMALL}).status_code == 303
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_query_cut_off_by_the_database_is_a_503(fresh_app, empty_config):
+    """A sync query whose database session is ended (a restart, a failover) answers
+    503 with a DALI error saying so, not a 500: the client may simply try again."""
+    import threading
+    from ingest.demo import build_demo
+    build_demo(empty_config, rows=200, seed=2, workers=1, products=False, previews=False)
+    app = fresh_app()
+    slow = ("SELECT COUNT(*) AS n FROM extras.aperiodic AS a, extras.aperiodic AS b, "
+            "extras.aperiodic AS c, extras.aperiodic AS d WHERE a.ra * b.dec + c.ra > d.dec")
+    answer = {}
+    asking = threading.Thread(target=lambda: answer.update(r=app.test_client().get(
+        "/tap/sync", query_string={"LANG": "ADQL", "QUERY": slow})))
+    asking.start()
+    url = sa.engine.make_url(empty_config["DATABASE_URL"])
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        deadline = time.monotonic() + 30
+        ended = 0
+        while not ended and time.monotonic() < deadline and asking.is_alive():
+            with admin.connect() as conn:
+                ended = conn.execute(sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :d AND state = 'active' AND query LIKE '%count(*)%'"),
+                    {"d": url.database}).scalar()
+            time.sleep(0.05)
+    finally:
+        admin.dispose()
+    asking.join(60)
+    assert ended == 1
+    r = answer["r"]
+    assert r.status_code == 503
+    assert "connection to the archive database was lost" in query_error(r)
