@@ -230,9 +230,25 @@ def _http_fault(exc: HTTPException) -> ArchiveFault:
     return fault
 
 
+def _database_unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached (rather than a bug): a
+    connection lost or refused, the server shutting down or starting (PostgreSQL
+    SQLSTATE classes 08 and 57P), an SQLite file that cannot be opened or stays locked."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if type(exc.orig).__module__.startswith("psycopg"):
+        return sqlstate is None or sqlstate.startswith(("08", "57P"))
+    text = str(exc.orig)
+    return "unable to open database" in text or "database is locked" in text
+
+
 def _unexpected(exc: Exception) -> Response:
-    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or \
-            getattr(exc, "connection_invalidated", False):
+    if _database_unavailable(exc):
         # the database is unreachable (restarting, failing over): the client may retry
         log.warning("database unavailable: %s %s: %s", request.method, request.url,
                     str(exc).splitlines()[0])
