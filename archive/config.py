@@ -56,12 +56,18 @@ DEFAULTS: dict[str, Any] = {
     "ASYNC_MAX_ATTEMPTS": 2,              # runs of a job whose worker died, then ERROR
     "ASYNC_SWEEP_INTERVAL": 10.0,         # seconds between sweeps (orphans, destruction)
     "ASYNC_LIST_MAX": 1000,               # jobs listed at most by GET /tap/async
+    "ASYNC_QUEUE_MAX": 1000,              # jobs QUEUED or EXECUTING at most (all servers)
+    "ASYNC_QUEUE_MAX_PER_CLIENT": 50,     # ... of them from one client address
+    "JOBS_DIR": "",                       # job files (shared storage); empty: <DATA_DIR>/jobs
     # table uploads
     "UPLOAD_MAX_BYTES": 200 * 1024 * 1024,
     "UPLOAD_MAX_ROWS": 2000000,
     "UPLOAD_MAX_COLUMNS": 1000,           # columns of an uploaded table (SQLite allows 2000)
     "UPLOAD_MAX_ARRAYSIZE": 65536,        # elements a VOTable FIELD may declare (arraysize)
     "UPLOAD_URL_ALLOW": [],               # hosts that UPLOAD=name,http(s)://... may name
+    # operations (archive/ops): proxies, access log
+    "TRUSTED_PROXIES": 0,                 # proxies in front whose X-Forwarded-* are trusted
+    "ACCESS_LOG": True,                   # one JSON line per request (logger archive.access)
     # DataLink
     "DATALINK_MAX_IDS": 1000,             # IDs one {links} request answers; more: OVERFLOW
     # products
@@ -143,6 +149,8 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     config["DATA_DIR"] = str(data_dir)
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{data_dir / 'archive.sqlite'}"
+    if not config["JOBS_DIR"]:
+        config["JOBS_DIR"] = str(data_dir / "jobs")
     if not config["PRODUCTS_DIR"]:
         config["PRODUCTS_DIR"] = str(data_dir / "products")
     _check_database(config)

@@ -146,6 +146,7 @@ uws_jobs = sa.Table(
     sa.Column("job_id", sa.String(40), primary_key=True),
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("owner", sa.String, nullable=True),
+    sa.Column("client", sa.String, nullable=True),          # requester's address (queue limits)
     sa.Column("phase", sa.String(16), nullable=False, index=True),
     sa.Column("parameters", sa.JSON, nullable=False),       # [[name, value], ...] in order
     sa.Column("files", sa.JSON, nullable=False),            # names of uploaded parts kept

@@ -8,8 +8,8 @@ request and name what was wrong.
 """
 from __future__ import annotations
 
-__all__ = ["ArchiveFault", "UsageFault", "NotFoundFault", "TransientFault", "FatalFault",
-           "QueryTimeout", "describe"]
+__all__ = ["ArchiveFault", "UsageFault", "NotFoundFault", "TransientFault",
+           "TooManyRequestsFault", "FatalFault", "QueryTimeout", "describe"]
 
 
 class ArchiveFault(Exception):
@@ -41,6 +41,11 @@ class NotFoundFault(ArchiveFault):
 
 class TransientFault(ArchiveFault):
     label, status = "TransientFault", 503
+
+
+class TooManyRequestsFault(TransientFault):
+    """One client asks for more than its share (HTTP 429): try again later."""
+    status = 429
 
 
 class FatalFault(ArchiveFault):

@@ -21,10 +21,24 @@ and the archive's own limits decide how long a request may take:
 ``timeout`` is derived from them (:func:`worker_timeout`): longer than any request
 the archive lets run, so that even a worker stalled inside one of them (a long C
 call holding the GIL) is not killed before the archive's own limit stops the work.
+``graceful_timeout`` is the same: on SIGTERM gunicorn stops accepting connections
+and lets each worker finish the requests it serves (a running sync query is answered
+in full).
+
+Prometheus multiprocess mode (``archive.ops.metrics``): every worker process writes
+its metrics to files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape of any worker adds
+them up. The variable is set here, before any worker forks and before
+prometheus-client is imported (it chooses its storage at import); when it is not set
+already, a fresh temporary directory is made and removed on exit. The master empties
+it at start (stale files of an earlier run would count again) and hands back the
+files of a worker that exits (``child_exit``).
 """
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import tempfile
 import time
 
 from archive.config import load_config
@@ -44,6 +58,11 @@ def worker_timeout(config: dict) -> int:
 
 _config = load_config()
 
+_MADE_DIR = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _MADE_DIR = tempfile.mkdtemp(prefix="extras-archive-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _MADE_DIR
+
 worker_class = "gthread"
 threads = 4
 workers = 2 * (os.cpu_count() or 1)
@@ -54,12 +73,25 @@ _started = float(os.environ.get("EXTRAS_ARCHIVE_SERVE_STARTED") or time.time())
 
 
 def on_starting(server):
-    """Refuse the sync worker: it would cut long requests at ``timeout``."""
+    """Refuse the sync worker (it would cut long requests at ``timeout``); remove the
+    metric files of an earlier run."""
     if server.cfg.worker_class_str != "gthread":
         raise SystemExit(
             f"extras-archive needs gunicorn's gthread worker (got "
             f"{server.cfg.worker_class_str!r}): the sync worker cuts any request "
             f"longer than the worker timeout; drop the --worker-class option")
+    for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _MADE_DIR is not None:
+        shutil.rmtree(_MADE_DIR, ignore_errors=True)
 
 
 def when_ready(server):

@@ -33,7 +33,11 @@ from flask import Blueprint, Flask, Request, Response, current_app, render_templ
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.formparser import FormDataParser
 
-from .errors import ArchiveFault, FatalFault, NotFoundFault, UsageFault, describe
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .errors import (ArchiveFault, FatalFault, NotFoundFault, TransientFault, UsageFault,
+                     describe)
+from .ops.instrument import ROUTE_KEY, Instrumented
 from .params import Params
 
 __all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "query_form_link",
@@ -306,7 +310,30 @@ def _http_fault(exc: HTTPException) -> ArchiveFault:
     return fault
 
 
+def _database_unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached (rather than a bug): a
+    connection lost or refused, the server shutting down or starting (PostgreSQL
+    SQLSTATE classes 08 and 57P), an SQLite file that cannot be opened or stays locked."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if type(exc.orig).__module__.startswith("psycopg"):
+        return sqlstate is None or sqlstate.startswith(("08", "57P"))
+    text = str(exc.orig)
+    return "unable to open database" in text or "database is locked" in text
+
+
 def _unexpected(exc: Exception) -> Response:
+    if _database_unavailable(exc):
+        # the database is unreachable (restarting, failing over): the client may retry
+        log.warning("database unavailable: %s %s: %s", request.method, request.url,
+                    str(exc).splitlines()[0])
+        return _answer(TransientFault("the archive database is unavailable at the moment; "
+                                      "try again in a few seconds"))
     log.exception("request failed: %s %s", request.method, request.url)
     return _answer(FatalFault(f"internal error while handling the request: {describe(exc)}"))
 
@@ -336,10 +363,28 @@ def _edge_headers(response: Response) -> Response:
     return response
 
 
+def _note_route() -> None:
+    """Tell the instrumentation (metrics, access log) which URL rule answers."""
+    request.environ[ROUTE_KEY] = request.url_rule.rule if request.url_rule else None
+
+
 def install(app: Flask) -> None:
     """Put the request class, the fault handlers and the Server and Server-Timing
-    headers on ``app`` (once, for every blueprint and for URLs no blueprint knows)."""
+    headers on ``app`` (once, for every blueprint and for URLs no blueprint knows);
+    wrap it in the instrumentation (``archive.ops.instrument``: metrics, access log)
+    and, with TRUSTED_PROXIES = n, in werkzeug's ProxyFix trusting the
+    X-Forwarded-For/-Proto/-Host/-Port/-Prefix headers of the n proxies in front (the
+    load balancer), so that the job and capability URLs the archive writes are the
+    balancer's and the client address logged and counted is the real one. Never trust
+    them without a proxy in front: any client could then choose the URLs the archive
+    writes."""
     app.request_class = ArchiveRequest
+    app.wsgi_app = Instrumented(app.wsgi_app, log_requests=bool(app.config.get("ACCESS_LOG")))
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops, x_prefix=hops)
+    app.before_request(_note_route)
     app.register_error_handler(ArchiveFault, _answer)
     app.register_error_handler(HTTPException, lambda exc: _answer(_http_fault(exc)))
     app.register_error_handler(Exception, _unexpected)

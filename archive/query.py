@@ -490,6 +490,11 @@ def _translate(exc: BaseException, timeout: float) -> BaseException:
             # reaches one is still the query's doing
             return UsageFault(f"the query is too complex for the database: {orig}")
         sqlstate = getattr(orig, "sqlstate", None) or ""
+        if exc.connection_invalidated or sqlstate.startswith(("08", "57P")):
+            # the connection was lost (class 08) or the server is shutting down or
+            # restarting (57P01-57P03): nothing wrong with the query, try it again
+            return TransientFault("the connection to the archive database was lost (the "
+                                  "database restarted?); run the query again")
         if sqlstate.startswith("22"):
             # PostgreSQL "data exception": the query's own arithmetic failed (division by
             # zero, ACOS(2), a value out of range), which is the request's fault

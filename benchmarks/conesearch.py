@@ -82,7 +82,9 @@ def start_server(config: dict, workers: int, threads: int, worker_class: str | N
     port = _free_port()
     env = dict(os.environ, EXTRAS_ARCHIVE_DATA_DIR=config["DATA_DIR"],
                EXTRAS_ARCHIVE_DATABASE_URL=config["DATABASE_URL"],
-               EXTRAS_ARCHIVE_ASYNC_WORKER_IN_PROCESS="false")
+               EXTRAS_ARCHIVE_ASYNC_WORKER_IN_PROCESS="false",
+               # no access log: its lines would fill the stderr pipe read only on failure
+               EXTRAS_ARCHIVE_ACCESS_LOG="false")
     cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
            str(threads), "--bind", f"127.0.0.1:{port}", "--backlog", "256",
            "--timeout", "120"]

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -129,15 +130,19 @@ def start_gunicorn(config: dict, workers: int = 2):
     env = dict(os.environ)
     env.update({"EXTRAS_ARCHIVE_DATA_DIR": config["DATA_DIR"],
                 "EXTRAS_ARCHIVE_DATABASE_URL": config["DATABASE_URL"]})
+    # its log (one access-log line per request) goes to a file: a pipe nobody reads
+    # would fill up and block the server
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4",
          "--bind", f"127.0.0.1:{port}", "-c", "python:archive.gunicorn_conf", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("gunicorn exited: " + proc.stderr.read().decode()[-3000:])
+            log.seek(0)
+            raise RuntimeError("gunicorn exited: " + log.read().decode()[-3000:])
         try:
             if requests.get(base + "/", timeout=2).status_code == 200:
                 return proc, base

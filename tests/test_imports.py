@@ -29,13 +29,13 @@ LAYERS = [
     (4, "services", ("archive.tap", "archive.conesearch", "archive.datalink", "ingest",
                      "archive.cli_context", "archive.lightcurves", "archive.products",
                      "archive.catalogues", "archive.resolver",
-                     "archive.crossmatch", "archive.search", "archive.admin")),
+                     "archive.crossmatch", "archive.search", "archive.admin", "archive.ops")),
     (5, "HTTP edge", ("archive.http", "archive.body_timeout")),
     (6, "views", ("archive.tap.views", "archive.conesearch.views", "archive.datalink.views",
                   "archive.web", "archive.blueprints", "archive", "archive.lightcurves.views",
                   "archive.products.views", "archive.catalogues.views",
                   "archive.resolver.views", "archive.crossmatch.views",
-                  "archive.search.views")),
+                  "archive.search.views", "archive.ops.views")),
     (7, "commands", ("archive.tap.cli", "ingest.cli", "archive.cli", "archive.gunicorn_conf",
                     "archive.admin.cli")),
 ]
@@ -46,7 +46,7 @@ FLASK_ALLOWED = ("archive.http", "archive.tap.views", "archive.conesearch.views"
                  "archive.datalink.views", "archive.web", "archive.blueprints", "archive.db",
                  "archive.lightcurves.views", "archive.products.views",
                  "archive.catalogues.views", "archive.resolver.views",
-                 "archive.crossmatch.views", "archive.search.views")
+                 "archive.crossmatch.views", "archive.search.views", "archive.ops.views")
 
 
 def _modules() -> dict[str, Path]:

@@ -34,12 +34,13 @@ def archive(empty_config):
     db.dispose()
 
 
-def start_worker(config) -> subprocess.Popen:
+def start_worker(config, **settings) -> subprocess.Popen:
     env = dict(os.environ, EXTRAS_ARCHIVE_DATA_DIR=config["DATA_DIR"],
                EXTRAS_ARCHIVE_DATABASE_URL=config["DATABASE_URL"],
                EXTRAS_ARCHIVE_ASYNC_POLL_INTERVAL="0.1",
                EXTRAS_ARCHIVE_ASYNC_HEARTBEAT_INTERVAL="0.5",
-               EXTRAS_ARCHIVE_ASYNC_SWEEP_INTERVAL="1.0")
+               EXTRAS_ARCHIVE_ASYNC_SWEEP_INTERVAL="1.0",
+               **{f"EXTRAS_ARCHIVE_{k}": v for k, v in settings.items()})
     return subprocess.Popen([sys.executable, "-m", "archive.cli", "worker"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -116,3 +117,37 @@ def test_worker_once_reports_an_empty_queue(archive):
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "no job queued" in out.stdout
+
+
+def test_silent_worker_loses_its_job_after_the_heartbeat_timeout(archive):
+    """A worker that stops answering without dying (SIGSTOP: a frozen host, a network
+    partition) holds its job only until ASYNC_HEARTBEAT_TIMEOUT: another worker then
+    re-queues and runs it; when the silent one comes back, its result is refused."""
+    db, config = archive
+    job = uws.create_job(db, config, [("LANG", "ADQL"), ("QUERY", SLOW), ("PHASE", "RUN"),
+                                      ("RESPONSEFORMAT", "csv")])
+    first = start_worker(config, ASYNC_HEARTBEAT_TIMEOUT="3")
+    second = None
+    try:
+        running = wait_for(db, job.job_id, {"EXECUTING", "COMPLETED", "ERROR"}, 60)
+        assert running.phase == "EXECUTING" and str(first.pid) in running.worker
+        first.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        second = start_worker(config, ASYNC_HEARTBEAT_TIMEOUT="3")
+        again = wait_for(db, job.job_id, {"COMPLETED", "ERROR"}, 300)
+        # re-queued once the heartbeat was older than 3 s (plus a 1 s sweep interval
+        # and the second worker's start-up), not left EXECUTING
+        assert again.phase == "COMPLETED", again.error
+        assert again.attempts == 2 and str(second.pid) in again.worker
+        first.send_signal(signal.SIGCONT)
+        time.sleep(3)                     # the first worker wakes up, tries to finish
+        after = uws.get_job(db, job.job_id)
+        assert (after.phase, after.worker, after.end_time) == \
+            ("COMPLETED", again.worker, again.end_time)
+        assert time.monotonic() - stopped < 300
+    finally:
+        first.send_signal(signal.SIGCONT)
+        log = stop(first)
+        if second is not None:
+            stop(second)
+    assert "job %s claimed" % job.job_id in log

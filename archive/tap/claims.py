@@ -21,7 +21,7 @@ from ..db import uws_jobs
 from . import uws
 
 __all__ = ["worker_identity", "pid_alive", "claim_job", "heartbeat", "complete_job",
-           "fail_job", "recover_orphans", "destroy_expired"]
+           "fail_job", "release_job", "recover_orphans", "destroy_expired"]
 
 
 def worker_identity() -> str:
@@ -107,6 +107,21 @@ def fail_job(db, job_id: str, worker: str | None, message: str, *,
     with db.engine.begin() as conn:
         return bool(uws.update_row(conn, job_id, cond, phase=phase, end_time=uws.utcnow(),
                             error=message, error_type=error_type))
+
+
+def release_job(db, job_id: str, worker: str, config: Mapping, message: str) -> str:
+    """Give back a job whose run failed for a passing reason (the database connection
+    was lost): QUEUED again if it has run fewer than ASYNC_MAX_ATTEMPTS times, else
+    ERROR with ``message``; only while ``worker`` still holds it. The new phase."""
+    held = sa.and_(uws_jobs.c.phase == uws.EXECUTING, uws_jobs.c.worker == worker)
+    with db.engine.begin() as conn:
+        if uws.update_row(conn, job_id, sa.and_(held, uws_jobs.c.attempts
+                                                < int(config["ASYNC_MAX_ATTEMPTS"])),
+                          phase=uws.QUEUED, worker=None, heartbeat=None, start_time=None):
+            return uws.QUEUED
+        uws.update_row(conn, job_id, held, phase=uws.ERROR, end_time=uws.utcnow(),
+                       error=message, error_type="transient")
+    return uws.get_job(db, job_id).phase
 
 
 def _worker_dead(worker: str | None, beat: datetime | None, now: datetime,

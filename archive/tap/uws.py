@@ -25,13 +25,14 @@ from typing import BinaryIO, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 
 from ..db import uws_jobs
-from ..errors import NotFoundFault, UsageFault
+from ..errors import NotFoundFault, TooManyRequestsFault, TransientFault, UsageFault
 
 __all__ = ["PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "ACTIVE",
            "Job", "utcnow", "isoformat", "parse_datetime", "job_dir",
            "create_job", "get_job", "list_jobs", "update_parameters", "run_job",
            "abort_job", "delete_job", "set_execution_duration", "set_destruction",
-           "update_row", "remove_files", "part_path", "JOB_ID_RE"]
+           "update_row", "remove_files", "part_path", "check_queue",
+           "JOB_ID_RE"]
 
 PENDING, QUEUED, EXECUTING = "PENDING", "QUEUED", "EXECUTING"
 COMPLETED, ERROR, ABORTED = "COMPLETED", "ERROR", "ABORTED"
@@ -62,6 +63,7 @@ class Job:
     destruction: datetime
     run_id: str | None = None
     owner: str | None = None
+    client: str | None = None
     files: list[str] = field(default_factory=list)
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -142,7 +144,8 @@ def job_dir(config: Mapping, job_id: str) -> Path:
     """The directory of a job's files (not created here)."""
     if not JOB_ID_RE.match(job_id):
         raise NotFoundFault(f"there is no job {job_id!r}")
-    return Path(config["DATA_DIR"]) / "jobs" / job_id
+    jobs = config.get("JOBS_DIR") or Path(config["DATA_DIR"]) / "jobs"
+    return Path(jobs) / job_id
 
 
 def remove_files(config: Mapping, job_id: str) -> None:
@@ -232,13 +235,43 @@ def _run_id(params: Sequence[tuple[str, str]]) -> str | None:
 
 # -- the store ------------------------------------------------------------------------
 
+def check_queue(conn, config: Mapping, client: str | None) -> None:
+    """Refuse one more QUEUED job when the queue is full: ASYNC_QUEUE_MAX jobs QUEUED
+    or EXECUTING in the whole service (every app server and worker shares the table),
+    or ASYNC_QUEUE_MAX_PER_CLIENT of them from ``client``; 0 means no limit.
+
+    A count, not a lock: app servers creating jobs at the same instant may overshoot
+    a limit by the number of requests in flight, which is harmless for its purpose
+    (keeping one client from filling the queue)."""
+    active = uws_jobs.c.phase.in_([QUEUED, EXECUTING])
+    total_max = int(config.get("ASYNC_QUEUE_MAX") or 0)
+    client_max = int(config.get("ASYNC_QUEUE_MAX_PER_CLIENT") or 0)
+    if client is not None and client_max > 0:
+        n = conn.execute(sa.select(sa.func.count()).select_from(uws_jobs)
+                         .where(active, uws_jobs.c.client == client)).scalar_one()
+        if n >= client_max:
+            raise TooManyRequestsFault(
+                f"you ({client}) already have {n} jobs queued or executing, the most one "
+                f"client may have (ASYNC_QUEUE_MAX_PER_CLIENT={client_max}); wait until "
+                "one finishes, then run this job")
+    if total_max > 0:
+        n = conn.execute(sa.select(sa.func.count()).select_from(uws_jobs)
+                         .where(active)).scalar_one()
+        if n >= total_max:
+            raise TransientFault(
+                f"the job queue is full: {n} jobs are queued or executing, the most this "
+                f"service accepts (ASYNC_QUEUE_MAX={total_max}); try again later")
+
+
 def create_job(db, config: Mapping, params: Iterable[tuple[str, str]], *,
-               files: Mapping[str, BinaryIO] | None = None, owner: str | None = None) -> Job:
+               files: Mapping[str, BinaryIO] | None = None, owner: str | None = None,
+               client: str | None = None) -> Job:
     """Create a PENDING job (QUEUED at once if the parameters say PHASE=RUN).
 
     Only what concerns UWS itself is checked here (RUNID, EXECUTIONDURATION,
-    DESTRUCTION, PHASE, the size of uploaded parts); problems of the query are
-    reported when the job runs, as TAP asks.
+    DESTRUCTION, PHASE, the size of uploaded parts, the queue limits for PHASE=RUN);
+    problems of the query are reported when the job runs, as TAP asks. ``client``
+    (the requester's address) counts the job against ASYNC_QUEUE_MAX_PER_CLIENT.
     """
     params = _normalise(params)
     control = {k: v for k, v in params if k in _CONTROL}
@@ -253,6 +286,7 @@ def create_job(db, config: Mapping, params: Iterable[tuple[str, str]], *,
         "job_id": job_id,
         "run_id": _run_id(query_params),
         "owner": owner,
+        "client": client,
         "phase": QUEUED if phase_req == "RUN" else PENDING,
         "parameters": [list(p) for p in query_params],
         "files": [],
@@ -264,6 +298,8 @@ def create_job(db, config: Mapping, params: Iterable[tuple[str, str]], *,
     try:
         row["files"] = _save_files(config, job_id, files or {})
         with db.engine.begin() as conn:
+            if row["phase"] == QUEUED:
+                check_queue(conn, config, client)
             conn.execute(uws_jobs.insert().values(**row))
     except BaseException:
         remove_files(config, job_id)
@@ -347,13 +383,17 @@ def update_parameters(db, config: Mapping, job_id: str, params: Iterable[tuple[s
             part_path(config, job_id, name).unlink(missing_ok=True)
         raise
     if control.get("phase", "").strip().upper() == "RUN":
-        run_job(db, job_id)
+        run_job(db, job_id, config)
     return get_job(db, job_id)
 
 
-def run_job(db, job_id: str) -> Job:
-    """PHASE=RUN: a PENDING (or HELD) job becomes QUEUED; other phases are left alone."""
+def run_job(db, job_id: str, config: Mapping | None = None) -> Job:
+    """PHASE=RUN: a PENDING (or HELD) job becomes QUEUED, within the queue limits of
+    ``config`` (``check_queue``); other phases are left alone."""
+    job = get_job(db, job_id)
     with db.engine.begin() as conn:
+        if config is not None and job.phase in (PENDING, HELD):
+            check_queue(conn, config, job.client)
         update_row(conn, job_id, uws_jobs.c.phase.in_([PENDING, HELD]), phase=QUEUED)
     return get_job(db, job_id)
 

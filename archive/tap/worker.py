@@ -154,9 +154,14 @@ def execute_job(db, config: Mapping, job: uws.Job, worker: str,
                      f"the query ran longer than the job's execution duration of "
                      f"{job.execution_duration} s and was stopped; narrow it down")
         return _phase_now(db, job.job_id)
+    except TransientFault as exc:
+        # a passing failure (the database restarted): run the job again, up to
+        # ASYNC_MAX_ATTEMPTS times; if the database is still away this raises, and
+        # the job comes back through the heartbeat timeout instead
+        log.warning("job %s: %s; giving it back to the queue", job.job_id, exc.message)
+        return claims.release_job(db, job.job_id, worker, config, exc.message)
     except ArchiveFault as exc:
-        kind = "transient" if isinstance(exc, TransientFault) else "fatal"
-        claims.fail_job(db, job.job_id, worker, exc.message, error_type=kind)
+        claims.fail_job(db, job.job_id, worker, exc.message, error_type="fatal")
         return _phase_now(db, job.job_id)
     except Exception as exc:       # a bug or a database failure: the job says so
         log.exception("job %s failed", job.job_id)
@@ -202,11 +207,14 @@ class Worker:
         if job is None:
             return None
         _announce()
+        log.info("job %s claimed by %s (attempt %d)", job.job_id, self.identity, job.attempts)
         beat = _Heartbeat(self.db, job, self.identity,
                           float(self.config["ASYNC_HEARTBEAT_INTERVAL"]))
         beat.start()
         try:
-            return execute_job(self.db, self.config, job, self.identity, beat)
+            phase = execute_job(self.db, self.config, job, self.identity, beat)
+            log.info("job %s ended %s", job.job_id, phase)
+            return phase
         finally:
             beat.done.set()
             _announce()

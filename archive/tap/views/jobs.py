@@ -99,7 +99,8 @@ def uws_jobs():
 def uws_create():
     """Create a job (PENDING, or QUEUED with PHASE=RUN) and answer 303 to it."""
     _started()
-    job = uws.create_job(_db(), _config(), _string_params(), files=_files())
+    job = uws.create_job(_db(), _config(), _string_params(), files=_files(),
+                         client=request.remote_addr)
     if job.phase == uws.QUEUED:
         worker.notify()
     return _see_other(_job_url(job.job_id))
@@ -191,7 +192,7 @@ def uws_phase(job_id: str):
         return text_response(uws.get_job(_db(), job_id).phase)
     value = (request_params().get("PHASE") or "").strip().upper()
     if value == "RUN":
-        uws.run_job(_db(), job_id)
+        uws.run_job(_db(), job_id, _config())
         worker.notify()
     elif value == "ABORT":
         uws.abort_job(_db(), job_id)
