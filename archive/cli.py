@@ -146,12 +146,14 @@ def _bind_problem(bind: str) -> str | None:
 def _add_commands() -> None:
     """The sub-commands that live with their subsystems, attached as the group is built
     (this module is the top of the import graph: nothing imports it)."""
-    from ingest.cli import demo_command, ingest_group
+    from ingest.cli import demo_command, ingest_group, validate_command
     from .admin.cli import drop_group, info_command
     from .tap.cli import adql_command, worker_command
     for command in (ingest_group, demo_command, worker_command, adql_command, info_command,
                     drop_group):
         cli.add_command(command)
+    # `extras-archive validate FILE` is `extras-archive ingest validate FILE`
+    cli.add_command(validate_command, name="validate")
 
 
 _add_commands()

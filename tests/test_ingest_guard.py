@@ -254,6 +254,7 @@ def test_validate_is_the_dry_run(loaded, synth, tmp_path):
     dry = run_cli(loaded, "ingest", "catalogue", str(path), "--catalogue", "aperiodic",
                   "--dry-run")
     validate = run_cli(loaded, "ingest", "validate", str(path), "--catalogue", "aperiodic")
-    assert validate.exit_code == dry.exit_code == 0
-    assert validate.output == dry.output
+    top = run_cli(loaded, "validate", str(path), "--catalogue", "aperiodic")
+    assert validate.exit_code == dry.exit_code == top.exit_code == 0
+    assert validate.output == dry.output == top.output
     assert _state(loaded) == before and _sqlite_bytes(loaded) == raw
