@@ -114,25 +114,31 @@ def cli_group() -> click.Group:
 
 # -- a real browser ---------------------------------------------------------------------
 
-def follow(browser, element, timeout: float = 10) -> None:
-    """Click ``element`` (a link or a submit button) and wait until the page it loads
-    has replaced the current one: WebDriver's click returns once the click is sent, so a
-    test reading the page straight after it may still read the old page."""
-    from selenium.webdriver.support import expected_conditions
+def _wait_for_new_page(browser, act, timeout: float) -> None:
+    """Run ``act`` (a click, ``back()``) and wait until another page has replaced the
+    current one and has loaded: WebDriver's click returns once the click is sent, so a
+    test reading the page straight after it may still read the old page. The current
+    page is marked with a token of its own in ``window``; a new page (or one restored
+    from the back-forward cache, marked by an earlier call) does not carry it. Errors
+    while the browser is between pages are retried."""
+    import uuid
+
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
-    old = browser.find_element("tag name", "html")
-    element.click()
-    wait = WebDriverWait(browser, timeout)
-    wait.until(expected_conditions.staleness_of(old))
-    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
+    token = uuid.uuid4().hex
+    browser.execute_script("window.__archiveTestPage = arguments[0]", token)
+    act()
+    WebDriverWait(browser, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script(
+            "return window.__archiveTestPage !== arguments[0] "
+            "&& document.readyState === 'complete'", token))
+
+
+def follow(browser, element, timeout: float = 10) -> None:
+    """Click ``element`` (a link or a submit button) and wait for the page it loads."""
+    _wait_for_new_page(browser, element.click, timeout)
 
 
 def go_back(browser, timeout: float = 10) -> None:
     """``browser.back()``, waiting until the previous page has replaced the current one."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-    old = browser.find_element("tag name", "html")
-    browser.back()
-    wait = WebDriverWait(browser, timeout)
-    wait.until(expected_conditions.staleness_of(old))
-    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
+    _wait_for_new_page(browser, browser.back, timeout)

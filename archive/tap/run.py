@@ -173,6 +173,10 @@ def run_query(request: TapRequest | Params, db, config: dict,
     else:
         engine = db.readonly
         if uploads:
+            # a hot standby cannot create the uploads' temporary tables: the primary's
+            # read-only engine, named here because the option engine below does not
+            # carry the replica engine's ``archive_primary`` to the executor
+            engine = db.readonly_primary
             # each upload is a new sa.Table, so its statements never hit SQLAlchemy's
             # compiled cache, and every entry kept the statement, the catalogue's column
             # proxies and the upload alive (about 0.2 MB per upload, until the cache's
