@@ -4,12 +4,10 @@ the test and stopped by it (process groups, so a server's workers go with it).""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,6 +68,21 @@ class Process:
         self.signal_group(signal.SIGKILL)           # anything left of the group
         self._out.close()
 
+    def wait_ready(self, timeout: float = 90):
+        """Wait until ``self.url`` answers /health with 200 (servers and the balancer
+        set ``url``); the process itself, for chaining."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.output()[-3000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer /health within {timeout} s")
+
 
 class AppServer(Process):
     """``gunicorn -c python:archive.gunicorn_conf wsgi:app`` on a free port."""
@@ -86,19 +99,6 @@ class AppServer(Process):
         environ = {"PROMETHEUS_MULTIPROC_DIR": str(metrics), **(environ or {})}
         super().__init__(name, args, archive_env(config, environ, **settings),
                          log_dir / f"{name}.log")
-
-    def wait_ready(self, timeout: float = 90) -> "AppServer":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.output()[-3000:]}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not answer /health within {timeout} s")
 
 
 def start_workers(config: dict, n: int, log_dir: Path, **settings) -> list[Process]:
@@ -166,17 +166,7 @@ class Balancer(Process):
                          log_dir / "haproxy.log")
 
     def wait_ready(self, timeout: float = 30) -> "Balancer":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"haproxy exited: {self.output()[-3000:]}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("haproxy did not answer within 30 s")
+        return super().wait_ready(timeout)
 
 
 def via(name: str) -> dict:
@@ -200,62 +190,3 @@ def terminate_database(admin_url: str, name: str, *, allow: bool) -> None:
                              {"d": name})
     finally:
         admin.dispose()
-
-
-class PrivatePostgres:
-    """A throw-away PostgreSQL cluster of the test's own on a free port (Debian's
-    server binaries), so that a test may restart it: the suite's server is shared.
-    As root the server runs as the ``postgres`` user (PostgreSQL refuses root)."""
-
-    def __init__(self):
-        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                      key=lambda p: int(p.parent.parent.name))
-        if not bins:
-            pytest.fail("these tests need PostgreSQL's server binaries: apt-get install "
-                        "postgresql (or run the suite with `bash .ci/test`)")
-        self.bin = bins[-1].parent
-        self.dir = Path(tempfile.mkdtemp(prefix="extras-pg-"))
-        self.port = free_port()
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        self._as = []
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
-            self._as = ["runuser", "-u", "postgres", "--"]
-        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust",
-                  "--no-sync")
-        self.start()
-
-    def _run(self, tool: str, *args: str) -> None:
-        out = subprocess.run([*self._as, str(self.bin / tool), *args], capture_output=True,
-                             text=True, timeout=120, cwd=self.dir)
-        assert out.returncode == 0, f"{tool} failed: {out.stdout}{out.stderr}"
-
-    def _ctl(self, action: str, *extra: str) -> None:
-        self._run("pg_ctl", action, "-D", str(self.dir / "data"), "-w", "-t", "60",
-                  "-l", str(self.dir / "server.log"), *extra,
-                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                        "-c fsync=off")
-
-    def start(self) -> None:
-        self._ctl("start")
-
-    def restart(self, down: float = 0.0) -> None:
-        """Stop (fast: every session is ended), stay down ``down`` seconds, start."""
-        self._run("pg_ctl", "stop", "-D", str(self.dir / "data"), "-m", "fast", "-w")
-        time.sleep(down)
-        self.start()
-
-    def new_database(self) -> str:
-        import sqlalchemy as sa
-        name = f"test_{os.getpid()}_{free_port()}"
-        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        engine.dispose()
-        return self.url.rsplit("/", 1)[0] + "/" + name
-
-    def stop(self) -> None:
-        if (self.dir / "data" / "postmaster.pid").exists():
-            self._run("pg_ctl", "stop", "-D", str(self.dir / "data"), "-m", "immediate",
-                      "-w")
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -86,6 +86,12 @@ class Server:
         _run([str(PG_BIN / "pg_ctl"), "-D", str(self.directory), "-w", "-m", mode, "stop"],
              self.directory.parent)
 
+    def restart(self, down: float = 0.0) -> None:
+        """Stop (fast: every session is ended), stay down ``down`` seconds, start."""
+        self.stop("fast")
+        time.sleep(down)
+        self.start()
+
     def running(self) -> bool:
         return (self.directory / "postmaster.pid").exists()
 

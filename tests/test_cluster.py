@@ -1,7 +1,7 @@
 """Several app servers behind HAProxy, job workers on their own, one PostgreSQL
 database and one shared data directory: real processes on 127.0.0.1.
 
-The database is a PostgreSQL cluster of this module's own (``PrivatePostgres``),
+The database is a PostgreSQL server of this module's own (``pg_cluster.Cluster``),
 so that a test can restart it.
 Three gunicorn servers (``-c python:archive.gunicorn_conf``, TRUSTED_PROXIES=1) serve one archive
 behind HAProxy, which rewrites the Host header as nginx does by default, so only
@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from archive.config import load_config
 from archive.db import Database, products, uws_jobs
 from archive.tap import uws
-from cluster_helpers import AppServer, Balancer, PrivatePostgres, start_workers, via
+from cluster_helpers import AppServer, Balancer, start_workers, via
+from pg_cluster import Cluster
 
 LANG = {"LANG": "ADQL"}
 SMALL = "SELECT TOP 5 extras_id, ra, dec FROM extras.aperiodic ORDER BY extras_id"
@@ -45,11 +46,12 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     shared = root / "shared"              # the shared storage every host mounts
     shared.mkdir()
-    postgres = PrivatePostgres()
+    postgres = Cluster()
     servers, balancer = [], None
     try:
+        postgres.create_database("archive")
         config = load_config({"DATA_DIR": str(shared),
-                              "DATABASE_URL": postgres.new_database()}, environ={})
+                              "DATABASE_URL": postgres.primary.url("archive")}, environ={})
         build_demo(config, rows=300, seed=5, workers=1, previews=False)
         servers = [AppServer(name, config, root, TRUSTED_PROXIES=1, **FAST)
                    for name in NAMES]
@@ -64,7 +66,7 @@ def cluster(tmp_path_factory):
         for p in [balancer, *servers]:
             if p is not None:
                 p.stop()
-        postgres.stop()
+        postgres.close()
 
 
 def final(db, job_id, timeout=90):
@@ -196,7 +198,7 @@ def test_primary_restart_loses_no_job(cluster):
         assert any(uws.get_job(db, i).phase == "EXECUTING" for i in ids)
         asking = threading.Thread(target=during)
         asking.start()
-        cluster["postgres"].restart(down=2.0)
+        cluster["postgres"].primary.restart(down=2.0)
         asking.join()
         done = [final(db, job_id, 150) for job_id in ids]
         for s in cluster["servers"].values():
@@ -305,7 +307,7 @@ def test_sigterm_lets_a_running_sync_query_finish(cluster, tmp_path):
         asking = threading.Thread(target=ask)
         asking.start()
         name = sa.engine.make_url(cluster["config"]["DATABASE_URL"]).database
-        admin = sa.create_engine(cluster["postgres"].url)
+        admin = sa.create_engine(cluster["postgres"].primary.url())
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:      # until the query runs in PostgreSQL
