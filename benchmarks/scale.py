@@ -71,31 +71,11 @@ def chunk_file(work: Path, index: int, rows: int) -> Path:
     return path
 
 
-def ingest_child(path: str, url: str) -> None:
-    """Ingest one file in this (fresh) process and print JSON figures."""
-    import resource
-    from archive.db import Database
-    from ingest.catalogue import ingest_catalogue
-
-    def cpu():
-        return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-
-    db = Database(url)
-    c0, started = cpu(), time.perf_counter()
-    report = ingest_catalogue(db.engine, path, "aperiodic")
-    seconds = time.perf_counter() - started
-    cpu_s = cpu() - c0
-    db.dispose()
-    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    print(json.dumps({"rows": report.rows, "replaced": report.replaced,
-                      "seconds": seconds, "cpu_s": cpu_s, "peak_rss_mb": rss}))
-
-
 def ingest(path: Path, url: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(path), url],
-                         capture_output=True, text=True, cwd=ROOT)
+    """Ingest one file in a fresh process (benchmarks/ingest.py's child: wall and CPU
+    time, peak RSS of the ingesting processes), its figures."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--child",
+                          str(path), url], capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise SystemExit(f"ingest of {path} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -193,11 +173,7 @@ def main(argv=None) -> int:
     ap.add_argument("--measure", action="append", metavar="URL", default=[],
                     help="only measure the cone search and COUNT(*) of an archive already "
                          "built (repeat for several; e.g. again on a quiet machine)")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.child:
-        ingest_child(*args.child)
-        return 0
     if args.measure:
         for url in args.measure:
             print(f"{sa.make_url(url).render_as_string()}: {load()}", flush=True)
