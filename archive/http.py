@@ -37,7 +37,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .errors import (ArchiveFault, FatalFault, NotFoundFault, TransientFault, UsageFault,
                      describe)
-from .ops.instrument import ROUTE_KEY, Instrumented
+from .ops.instrument import ROUTE_KEY, STARTED_KEY, Instrumented
 from .params import Params
 
 __all__ = ["SERVER_TOKEN", "Routes", "request_params", "base_url", "query_form_link",
@@ -338,25 +338,9 @@ def _unexpected(exc: Exception) -> Response:
     return _answer(FatalFault(f"internal error while handling the request: {describe(exc)}"))
 
 
-#: where the edge notes (in the WSGI environ) when the request reached the application
-_STARTED_KEY = "archive.started"
-
-
-class _Clock:
-    """WSGI middleware: notes when a request reaches the application, before Flask
-    matches its URL (so the Server-Timing figure covers all of Flask's work)."""
-
-    def __init__(self, wsgi_app):
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ, start_response):
-        environ[_STARTED_KEY] = time.perf_counter()
-        return self.wsgi_app(environ, start_response)
-
-
 def _edge_headers(response: Response) -> Response:
     response.headers["Server"] = SERVER_TOKEN
-    started = request.environ.get(_STARTED_KEY)
+    started = request.environ.get(STARTED_KEY)
     if started is not None:
         elapsed = 1000 * (time.perf_counter() - started)
         response.headers["Server-Timing"] = f"app;dur={elapsed:.2f}"
@@ -389,4 +373,3 @@ def install(app: Flask) -> None:
     app.register_error_handler(HTTPException, lambda exc: _answer(_http_fault(exc)))
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_edge_headers)
-    app.wsgi_app = _Clock(app.wsgi_app)

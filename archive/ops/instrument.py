@@ -23,12 +23,16 @@ from typing import Callable, Iterable
 
 from . import metrics
 
-__all__ = ["ROUTE_KEY", "Instrumented"]
+__all__ = ["ROUTE_KEY", "STARTED_KEY", "Instrumented"]
 
 access_log = logging.getLogger("archive.access")
 
 #: the WSGI environ key holding the URL rule of the request (set by the edge)
 ROUTE_KEY = "archive.route"
+#: the WSGI environ key holding when the request reached the application
+#: (``time.perf_counter()``, set here before Flask matches the URL; the edge's
+#: Server-Timing header is measured from it)
+STARTED_KEY = "archive.started"
 UNMATCHED = "unmatched"
 QUIET_ROUTES = ("/health",)
 
@@ -63,7 +67,7 @@ class Instrumented:
         self.log_requests = log_requests
 
     def __call__(self, environ, start_response):
-        started = time.monotonic()
+        started = environ[STARTED_KEY] = time.perf_counter()
         status_box = [0]
         length_box = [None]
 
@@ -75,7 +79,7 @@ class Instrumented:
             return start_response(status, headers, exc_info)
 
         def done(size: int, _failed: bool) -> None:
-            self._record(environ, status_box[0], size, time.monotonic() - started)
+            self._record(environ, status_box[0], size, time.perf_counter() - started)
 
         try:
             body = self.app(environ, recording_start_response)
