@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from helpers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 HAPROXY = "/usr/sbin/haproxy"
 #: header the test balancer reads to send a request to one named server
 ROUTE_HEADER = "X-Test-Server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def archive_env(config: dict, environ: dict | None = None, **settings) -> dict:

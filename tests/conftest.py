@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
+
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
@@ -117,16 +118,10 @@ def runner():
 
 # -- a real server ----------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_gunicorn(config: dict, workers: int = 2):
     """Start ``gunicorn -c python:archive.gunicorn_conf wsgi:app`` (as docs/deploy.md
     documents it) on a free loopback port; returns (process, base_url)."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update({"EXTRAS_ARCHIVE_DATA_DIR": config["DATA_DIR"],
                 "EXTRAS_ARCHIVE_DATABASE_URL": config["DATABASE_URL"]})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import warnings
 import xml.etree.ElementTree as ET
 
@@ -110,6 +111,15 @@ def cli_group() -> click.Group:
     """The ``extras-archive`` click group with all its sub-commands."""
     from archive.cli import cli
     return cli
+
+
+# -- real servers -----------------------------------------------------------------------
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # -- a real browser ---------------------------------------------------------------------

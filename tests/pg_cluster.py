@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from helpers import free_port
+
 PG_BIN = Path(os.environ.get("EXTRAS_ARCHIVE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PGBOUNCER = "/usr/sbin/pgbouncer"
 
@@ -38,12 +40,6 @@ shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = top
 log_min_messages = warning
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -116,7 +112,7 @@ class Cluster:
         self.base = Path(tempfile.mkdtemp(prefix="extras-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres", "postgres")
-        self.primary = Server(self.base / "primary", _free_port())
+        self.primary = Server(self.base / "primary", free_port())
         self.replicas: list[Server] = []
         self.pgbouncer: Pgbouncer | None = None
         try:
@@ -134,7 +130,7 @@ class Cluster:
             raise
 
     def add_replica(self, n: int) -> Server:
-        replica = Server(self.base / f"replica{n}", _free_port())
+        replica = Server(self.base / f"replica{n}", free_port())
         _run([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
               "-U", "postgres", "-D", str(replica.directory), "-R", "-X", "stream",
               "-c", "fast", "--no-sync"], self.base)
@@ -180,7 +176,7 @@ class Pgbouncer:
 
     def __init__(self, cluster: Cluster, pool_size: int):
         _require(PGBOUNCER)
-        self.port = _free_port()
+        self.port = free_port()
         base = cluster.base
         (base / "userlist.txt").write_text('"postgres" ""\n')
         self.ini = base / "pgbouncer.ini"

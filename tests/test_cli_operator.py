@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 import datamodel
 from archive.db import Database, catalogue_tables, ivoa_tables, products, search_cache
-from conftest import _free_port
+from helpers import free_port
 from helpers import ArchiveRunner
 
 
@@ -56,12 +56,12 @@ COMMANDS = {
 @pytest.mark.parametrize("kind", sorted(BAD_URLS))
 def test_unusable_database_is_one_line(kind, command, tmp_path):
     url, expected = BAD_URLS[kind]
-    port = _free_port()
+    port = free_port()
     url = url.format(port=port)
     data = tmp_path / "data"
     (data / "products").mkdir(parents=True)
     (tmp_path / "a.csv").write_text("OBS_ID\n1\n")
-    args = [a.format(file=tmp_path / "a.csv", port=_free_port()) for a in COMMANDS[command]]
+    args = [a.format(file=tmp_path / "a.csv", port=free_port()) for a in COMMANDS[command]]
     result = ArchiveRunner().invoke(["--data-dir", str(data), "--database-url", url, *args])
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]

@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from archive.progress import Progress
-from conftest import ROOT, _free_port
+from conftest import ROOT
+from helpers import free_port
 from helpers import ArchiveRunner
 from ingest_helpers import count, file_table, synthetic, write
 
@@ -202,7 +203,7 @@ def test_serve_says_what_it_does(tmp_path):
     from archive.gunicorn_conf import worker_timeout
     data = tmp_path / "data"
     data.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXTRAS_ARCHIVE_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "archive.cli", "--data-dir", str(data), "serve", "--bind",

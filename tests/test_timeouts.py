@@ -20,7 +20,8 @@ import time
 import pytest
 import requests
 
-from conftest import BACKENDS, ROOT, _free_port, new_database_url
+from conftest import BACKENDS, ROOT, new_database_url
+from helpers import free_port
 from ingest_helpers import count
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +52,7 @@ def small_archive(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(small_archive, tmp_path_factory):
     """gunicorn with the archive's configuration module, its worker timeout shrunk."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     env = dict(os.environ, EXTRAS_ARCHIVE_DATA_DIR=small_archive["DATA_DIR"],
                EXTRAS_ARCHIVE_DATABASE_URL=small_archive["DATABASE_URL"],
@@ -225,7 +226,7 @@ def test_sync_worker_is_refused(small_archive):
     proc = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", "python:archive.gunicorn_conf", "-k", "sync",
          "--threads", "1",
-         "--bind", f"127.0.0.1:{_free_port()}", "wsgi:app"],
+         "--bind", f"127.0.0.1:{free_port()}", "wsgi:app"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "needs gunicorn's gthread worker (got 'sync')" in proc.stdout + proc.stderr
